@@ -1,0 +1,59 @@
+"""Calibration sets as specs: (dataset, nsamples, seqlen, seed) → token tensor.
+
+Sampling follows the Wanda / SparseGPT reference code: for each sample, draw a random
+document long enough for ``seqlen`` tokens and a random window inside it; for a corpus
+that is one long document (WikiText-2), draw a random window of the joined text. The
+same spec and tokenizer always give the same tokens.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import torch
+
+from .errors import InvalidSpecError
+from .text import load_documents
+
+
+@dataclass(frozen=True)
+class CalibrationSpec:
+    dataset: str  # a text asset name, e.g. "c4-train", "wikitext2-train", "lambada-text"
+    nsamples: int = 128
+    seqlen: int = 2048
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.nsamples < 1 or self.seqlen < 2:
+            raise InvalidSpecError(f"calibration needs nsamples >= 1 and seqlen >= 2, got {self.nsamples}x{self.seqlen}")
+
+    def __str__(self) -> str:
+        return f"{self.dataset}:{self.nsamples}x{self.seqlen}@{self.seed}"
+
+
+def sample_calibration(spec: CalibrationSpec, tokenizer, max_context: int | None = None) -> torch.Tensor:
+    """``[nsamples, seqlen]`` token ids drawn reproducibly from ``spec.dataset``."""
+    seqlen = min(spec.seqlen, max_context) if max_context else spec.seqlen
+    docs, _ = load_documents(spec.dataset)
+    rng = random.Random(spec.seed)
+    # documents long enough to hold a window (a token spans at least one character)
+    long_docs = [i for i, d in enumerate(docs) if len(d) > seqlen]
+    if len(docs) == 1 or not long_docs:
+        # one long text (WikiText-2) or short documents (LAMBADA): windows of the joined stream
+        ids = tokenizer("\n\n".join(docs), return_tensors="pt").input_ids[0]
+        if ids.numel() <= seqlen:
+            raise InvalidSpecError(f"{spec.dataset} has {ids.numel()} tokens, fewer than seqlen {seqlen}")
+        starts = [rng.randint(0, ids.numel() - seqlen - 1) for _ in range(spec.nsamples)]
+        return torch.stack([ids[s : s + seqlen] for s in starts])
+    samples: list[torch.Tensor] = []
+    for _draw in range(100 * spec.nsamples):  # the reference repos' loop: redraw until a document fits
+        if len(samples) == spec.nsamples:
+            break
+        ids = tokenizer(docs[rng.choice(long_docs)], return_tensors="pt").input_ids[0]
+        if ids.numel() > seqlen:
+            s = rng.randint(0, ids.numel() - seqlen - 1)
+            samples.append(ids[s : s + seqlen])
+    if len(samples) < spec.nsamples:
+        raise InvalidSpecError(f"{spec.dataset}: too few documents longer than {seqlen} tokens")
+    return torch.stack(samples)

@@ -1,0 +1,187 @@
+"""Mask selection and verification: the only place that turns scores into zeros.
+
+A mask is a bool tensor shaped like the weight (``[out, in]`` orientation), ``True`` =
+keep. Methods produce scores (higher = more important); :func:`select_mask` picks the
+mask for any pattern; :func:`verify` checks the result on every run before evaluation.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+import torch
+
+from .errors import InvalidSpecError, VerificationError
+from .patterns import NM, Block, Pattern, Unstructured
+
+Masks = dict[str, torch.Tensor]
+Group = Literal["layer", "row"]
+
+
+def _prune_lowest(scores: torch.Tensor, k: int, dim: int | None = None) -> torch.Tensor:
+    """Mask (True = keep) that drops the ``k`` lowest scores (along ``dim`` or over all)."""
+    mask = torch.ones(scores.shape, dtype=torch.bool, device=scores.device)
+    if k <= 0:
+        return mask
+    if dim is None:
+        idx = torch.topk(scores.flatten(), k, largest=False, sorted=False).indices
+        mask.view(-1)[idx] = False
+    else:
+        idx = torch.topk(scores, k, dim=dim, largest=False, sorted=False).indices
+        mask.scatter_(dim, idx, False)
+    return mask
+
+
+def select_mask(scores: torch.Tensor, pattern: Pattern, sparsity: float, group: Group = "layer") -> torch.Tensor:
+    """Keep the highest scores of a 2-D ``[out, in]`` score matrix under ``pattern``.
+
+    ``group`` is where scores compete for unstructured sparsity: the whole layer, or each
+    output row (Wanda's comparison group). N:M always competes within groups of ``m``
+    consecutive inputs; blocks compete by their summed score within the layer.
+    """
+    if scores.dim() != 2:
+        raise InvalidSpecError(f"scores must be 2-D [out, in], got shape {tuple(scores.shape)}")
+    scores = scores.float().contiguous()
+    rows, cols = scores.shape
+    if isinstance(pattern, NM):
+        if cols % pattern.m:
+            raise InvalidSpecError(f"{pattern} needs the input size ({cols}) to be a multiple of {pattern.m}")
+        grouped = scores.reshape(rows, cols // pattern.m, pattern.m)
+        return _prune_lowest(grouped, pattern.m - pattern.n, dim=-1).reshape(rows, cols)
+    if isinstance(pattern, Block):
+        r, c = pattern.rows, pattern.cols
+        if rows % r or cols % c:
+            raise InvalidSpecError(f"{pattern} needs the weight shape {rows}x{cols} to be divisible by {r}x{c}")
+        tiles = scores.reshape(rows // r, r, cols // c, c).sum(dim=(1, 3))
+        keep = _prune_lowest(tiles, round(sparsity * tiles.numel()))
+        return keep.repeat_interleave(r, 0).repeat_interleave(c, 1)
+    if isinstance(pattern, Unstructured):
+        if group == "row":
+            return _prune_lowest(scores, round(sparsity * cols), dim=1)
+        return _prune_lowest(scores, round(sparsity * scores.numel()))
+    raise InvalidSpecError(f"unknown pattern {pattern!r}")
+
+
+def select_global(scores: Mapping[str, torch.Tensor], sparsity: float) -> Masks:
+    """Unstructured masks with one threshold across all layers (exactly ``sparsity`` overall)."""
+    names = list(scores)
+    flat = torch.cat([scores[n].detach().float().flatten().cpu() for n in names])
+    keep = _prune_lowest(flat, round(sparsity * flat.numel()))
+    out: Masks = {}
+    offset = 0
+    for n in names:
+        numel = scores[n].numel()
+        out[n] = keep[offset : offset + numel].reshape(scores[n].shape).to(scores[n].device)
+        offset += numel
+    return out
+
+
+# --------------------------------------------------------------------------- verification
+
+
+@dataclass(frozen=True)
+class LayerReport:
+    name: str
+    numel: int
+    zeros: int
+
+    @property
+    def sparsity(self) -> float:
+        return self.zeros / self.numel if self.numel else 0.0
+
+
+@dataclass(frozen=True)
+class MaskReport:
+    """What verification measured: achieved sparsity and the pattern checks."""
+
+    pattern: str
+    target_sparsity: float
+    achieved_sparsity: float
+    layers: tuple[LayerReport, ...]
+    nm_valid: bool | None
+    problems: tuple[str, ...] = field(default=())
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def nm_valid(mask: torch.Tensor, pattern: NM) -> bool:
+    """Every group of ``m`` consecutive inputs of every row keeps at most ``n``."""
+    rows, cols = mask.shape
+    if cols % pattern.m:
+        return False
+    return bool((mask.reshape(rows, cols // pattern.m, pattern.m).sum(-1) <= pattern.n).all())
+
+
+def block_valid(mask: torch.Tensor, pattern: Block) -> bool:
+    """Every ``rows × cols`` tile is either all kept or all zero."""
+    r, c = pattern.rows, pattern.cols
+    rows, cols = mask.shape
+    if rows % r or cols % c:
+        return False
+    kept = mask.reshape(rows // r, r, cols // c, c).sum(dim=(1, 3))
+    return bool(((kept == 0) | (kept == r * c)).all())
+
+
+def verify(
+    weights: Mapping[str, torch.Tensor],
+    masks: Mapping[str, torch.Tensor],
+    pattern: Pattern,
+    sparsity: float,
+    targeted: Iterable[str],
+    tolerance: float = 0.005,
+) -> MaskReport:
+    """Check pruned ``weights`` (``[out, in]``) against ``masks``, ``pattern`` and ``sparsity``.
+
+    - masks only name targeted layers, and every masked-out weight is really zero;
+    - achieved sparsity (zeros in the targeted weights) is within ``tolerance`` of the target;
+    - N:M is valid in every group of every layer; blocks are whole.
+    """
+    targeted = set(targeted)
+    problems: list[str] = []
+    stray = sorted(set(masks) - targeted)
+    if stray:
+        problems.append(f"masks for layers that are not targeted: {', '.join(stray[:5])}")
+    reports, nm_ok = [], None if not isinstance(pattern, NM) else True
+    for name in sorted(targeted):
+        w = weights[name]
+        zero = w == 0
+        reports.append(LayerReport(name, w.numel(), int(zero.sum())))
+        if name in masks:
+            m = masks[name].to(w.device)
+            if m.shape != w.shape:
+                problems.append(f"{name}: mask shape {tuple(m.shape)} != weight shape {tuple(w.shape)}")
+                continue
+            if bool((~m & ~zero).any()):
+                problems.append(f"{name}: weights outside the mask are not zero")
+        if isinstance(pattern, NM) and not nm_valid(~zero, pattern):
+            nm_ok = False
+            problems.append(f"{name}: not {pattern} (a group of {pattern.m} keeps more than {pattern.n})")
+        if isinstance(pattern, Block) and not block_valid(~zero, pattern):
+            problems.append(f"{name}: not {pattern} (a tile is partly zero)")
+    total = sum(r.numel for r in reports)
+    achieved = sum(r.zeros for r in reports) / total if total else 0.0
+    if abs(achieved - sparsity) > tolerance:
+        problems.append(f"achieved sparsity {achieved:.4f} is not within {tolerance} of the target {sparsity:.4f}")
+    return MaskReport(str(pattern), sparsity, achieved, tuple(reports), nm_ok, tuple(problems))
+
+
+def require(report: MaskReport) -> MaskReport:
+    """Raise :class:`VerificationError` listing the problems, or return the report."""
+    if not report.ok:
+        raise VerificationError("mask verification failed: " + "; ".join(report.problems[:3]))
+    return report
+
+
+def fingerprint(tensors: Mapping[str, torch.Tensor]) -> str:
+    """Exact content hash of tensors, used to prove that untargeted parameters did not change."""
+    h = hashlib.blake2b(digest_size=16)
+    for name in sorted(tensors):
+        t = tensors[name].detach()
+        h.update(name.encode())
+        h.update(t.contiguous().cpu().view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()

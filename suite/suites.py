@@ -1,0 +1,65 @@
+"""Suites: named, versioned bundles of calibration + tasks + evaluation settings.
+
+Results compare only within one suite *version*; change a setting, bump the version.
+A suite's ``task_settings`` may also cover tasks outside its default list, so
+``--task wikitext2`` under ``quick`` evaluates the quick subset, not the full split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .calibration_data import CalibrationSpec
+from .errors import InvalidSpecError
+from .registry import Registry
+from .task import Task, tasks
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str
+    version: str
+    description: str
+    calibration: CalibrationSpec
+    tasks: tuple[str, ...]
+    task_settings: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    modality: str = "causal-lm"
+
+    def make_task(self, name: str) -> Task:
+        cls = tasks.get(name)
+        return cls.from_mapping(self.task_settings.get(cls.meta.name, {}))
+
+    def task_list(self, override: tuple[str, ...] | None = None) -> tuple[str, ...]:
+        names = tuple(tasks.canonical(t) for t in (override or self.tasks))
+        for n in names:
+            modality = tasks.get(n).meta.modality
+            if modality != self.modality:
+                raise InvalidSpecError(f"task {n!r} is for {modality} models, suite {self.name!r} for {self.modality}")
+        return names
+
+
+suites: Registry[Suite] = Registry("suite")
+
+_QUICK_PPL = {"seqlen": 2048, "max_windows": 4}
+
+suites.register("quick", Suite(
+    "quick",
+    "1",
+    "Offline in minutes on a laptop CPU: 32x512 LAMBADA-text calibration; perplexity on the "
+    "first 4 windows of 2048 tokens (LAMBADA text by default; WikiText-2 with --task wikitext2).",
+    CalibrationSpec("lambada-text", nsamples=32, seqlen=512, seed=0),
+    ("lambada-ppl",),
+    {"lambada-ppl": _QUICK_PPL, "wikitext2": _QUICK_PPL},
+))
+
+suites.register("paper", Suite(
+    "paper",
+    "1",
+    "The literature protocol (Wanda, SparseGPT): 128x2048 C4 calibration, seed 0; full WikiText-2 "
+    "test perplexity at seqlen 2048.",
+    CalibrationSpec("c4-train", nsamples=128, seqlen=2048, seed=0),
+    ("wikitext2",),
+    {"wikitext2": {"seqlen": 2048}},
+))

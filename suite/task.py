@@ -1,0 +1,77 @@
+"""Task base class, metric rows and the task registry."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from .errors import InvalidSpecError
+from .registry import Registry
+
+if typing.TYPE_CHECKING:
+    from .models import LoadedModel, ModelKind
+
+
+@dataclass(frozen=True)
+class TaskMeta:
+    """What a task measures. A changed ``version`` means a new leaderboard column."""
+
+    name: str
+    version: str
+    metric: str  # the primary metric
+    higher_is_better: bool
+    modality: ModelKind
+    dataset: str  # asset name(s)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Metric:
+    """One measured number of one task."""
+
+    task: str
+    name: str
+    value: float
+    higher_is_better: bool
+    task_version: str
+    stderr: float | None = None
+    n: int | None = None  # examples / tokens the value is over
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class NoSettings:
+    pass
+
+
+tasks: Registry[type[Task]] = Registry("task", builtins="sparsebench.tasks")
+
+
+class Task(ABC):
+    """A fixed evaluation. ``Settings`` is a frozen dataclass; suites choose its values."""
+
+    meta: ClassVar[TaskMeta]
+    Settings: ClassVar[type] = NoSettings
+
+    def __init__(self, settings: Any = None):
+        self.settings = settings if settings is not None else self.Settings()
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> Task:
+        names = {f.name for f in dataclasses.fields(cls.Settings)}
+        unknown = set(values) - names
+        if unknown:
+            raise InvalidSpecError(f"task {cls.meta.name!r} has no setting(s) {sorted(unknown)}; it has {sorted(names)}")
+        return cls(cls.Settings(**values))
+
+    @abstractmethod
+    def evaluate(self, loaded: LoadedModel, progress: bool = True) -> list[Metric]:
+        """Evaluate the (pruned) model in memory; return metric rows."""
+
+    def metric(self, name: str, value: float, **kw: Any) -> Metric:
+        higher = kw.pop("higher_is_better", self.meta.higher_is_better)
+        return Metric(self.meta.name, name, float(value), higher, self.meta.version, **kw)
