@@ -14,7 +14,7 @@ datasets.register("wikitext2-test", Asset(
     "wikitext2-test",
     "WikiText-2 raw test split (Merity et al., 2016)",
     (
-        data_dir_source("wikitext-2-raw/wiki.test.raw", "raw-text"),
+        data_dir_source("wikitext-2-raw/wiki.test.raw", "wikitext-rows"),
         hub_source("Salesforce/wikitext", WIKITEXT_REVISION, "parquet-text", files=("wikitext-2-raw-v1/test-*",)),
     ),
     hint="copy wiki.test.raw to $SPARSEBENCH_DATA_DIR/wikitext-2-raw/ or allow hub access",
@@ -23,10 +23,11 @@ datasets.register("wikitext2-train", Asset(
     "wikitext2-train",
     "WikiText-2 raw train split (calibration)",
     (
-        data_dir_source("wikitext-2-raw/wiki.train.raw", "raw-text"),
+        data_dir_source("wikitext-2-raw/wiki.train.raw", "wikitext-rows"),
         hub_source("Salesforce/wikitext", WIKITEXT_REVISION, "parquet-text", files=("wikitext-2-raw-v1/train-*",)),
     ),
     hint="copy wiki.train.raw to $SPARSEBENCH_DATA_DIR/wikitext-2-raw/ or allow hub access",
+    calibration_join=" ",  # as the GPTQ/SparseGPT/Wanda loaders join the train rows
 ))
 datasets.register("c4-train", Asset(
     "c4-train",

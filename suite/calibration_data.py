@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from .errors import InvalidSpecError
+from .data import datasets
 from .text import load_documents
 
 
@@ -35,13 +36,14 @@ class CalibrationSpec:
 def sample_calibration(spec: CalibrationSpec, tokenizer, max_context: int | None = None) -> torch.Tensor:
     """``[nsamples, seqlen]`` token ids drawn reproducibly from ``spec.dataset``."""
     seqlen = min(spec.seqlen, max_context) if max_context else spec.seqlen
-    docs, _ = load_documents(spec.dataset)
+    docs, found = load_documents(spec.dataset)
+    join = datasets.get(found.asset).calibration_join
     rng = random.Random(spec.seed)
     # documents long enough to hold a window (a token spans at least one character)
     long_docs = [i for i, d in enumerate(docs) if len(d) > seqlen]
-    if len(docs) == 1 or not long_docs:
-        # one long text (WikiText-2) or short documents (LAMBADA): windows of the joined stream
-        ids = tokenizer("\n\n".join(docs), return_tensors="pt").input_ids[0]
+    if join is not None or not long_docs:
+        # a corpus of rows (WikiText-2) or of short documents (LAMBADA): windows of the joined stream
+        ids = tokenizer(("\n\n" if join is None else join).join(docs), return_tensors="pt").input_ids[0]
         if ids.numel() <= seqlen:
             raise InvalidSpecError(f"{spec.dataset} has {ids.numel()} tokens, fewer than seqlen {seqlen}")
         starts = [rng.randint(0, ids.numel() - seqlen - 1) for _ in range(spec.nsamples)]

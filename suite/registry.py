@@ -55,8 +55,11 @@ class Registry(Generic[T]):
             self._entries[name] = o
             for a in aliases:
                 self._aliases[a] = name
-            if hasattr(o, "__dict__") and isinstance(o, type) and "name" not in o.__dict__:
-                o.name = name  # type: ignore[attr-defined]
+            if isinstance(o, type) and "name" not in o.__dict__:
+                try:
+                    o.name = name  # type: ignore[attr-defined]
+                except TypeError:  # builtin types
+                    pass
             return o
 
         return add if obj is None else add(obj)

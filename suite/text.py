@@ -11,17 +11,24 @@ from pathlib import Path
 from .data import Resolved, resolve
 
 
-def _raw_text(path: Path) -> list[str]:
-    return [path.read_text(encoding="utf-8")] if path.is_file() else [p.read_text(encoding="utf-8") for p in sorted(path.rglob("*.raw"))]
+def _wikitext_rows(path: Path) -> list[str]:
+    """The non-empty rows of a ``wikitext-*-raw-v1`` split: the raw file's lines.
+
+    The hub split's rows are the raw file's lines plus empty rows for blank lines; the raw
+    file (``"".join(rows)``) cannot say where those were, so sparsebench's protocol drops
+    empty rows from both sources and joins the rest with ``"\n\n"``: the same token stream
+    whichever source resolved (it has fewer blank-line tokens than the reference scripts,
+    which join the empty rows too, so absolute numbers differ slightly from papers).
+    """
+    with path.open(encoding="utf-8") as f:  # universal newlines: CRLF reads as "\n"
+        return [line for line in f if line.strip()]
 
 
 def _parquet_text(path: Path) -> list[str]:
     import pandas as pd
 
     files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
-    rows = [t for f in files for t in pd.read_parquet(f)["text"].tolist()]
-    # the raw file is the concatenation of the rows; keep it as one document
-    return ["".join(rows)]
+    return [t for f in files for t in pd.read_parquet(f)["text"].tolist() if t.strip()]
 
 
 def _jsonl_gz_text(path: Path) -> list[str]:
@@ -44,7 +51,7 @@ def _olmo_requests(path: Path) -> list[str]:
 
 
 READERS: dict[str, Callable[[Path], list[str]]] = {
-    "raw-text": _raw_text,
+    "wikitext-rows": _wikitext_rows,
     "parquet-text": _parquet_text,
     "jsonl-gz-text": _jsonl_gz_text,
     "olmo-requests": _olmo_requests,
@@ -53,6 +60,6 @@ READERS: dict[str, Callable[[Path], list[str]]] = {
 
 @lru_cache(maxsize=8)
 def load_documents(asset: str) -> tuple[tuple[str, ...], Resolved]:
-    """Documents of a text asset and where they came from (cached per process)."""
+    """Documents (rows) of a text asset and where they came from (cached per process)."""
     found = resolve(asset)
     return tuple(READERS[found.fmt](found.path)), found
