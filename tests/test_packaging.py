@@ -1,0 +1,35 @@
+"""Both a regular (non-editable) and the editable install expose the `sparsebench.*` packages."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+CHECK = (
+    "import sparsebench, sparsebench.methods, sparsebench.tasks, sparsebench.kernels, sparsebench.site, sparsebench.commands; "
+    "from sparsebench.method import methods; assert 'magnitude' in methods.list(); "
+    "print(sparsebench.methods.__file__)"
+)
+
+
+@pytest.mark.slow
+def test_regular_install_imports(tmp_path):
+    target = tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
+                    "--target", str(target), str(ROOT)], check=True, capture_output=True)
+    # no generic top-level names are shipped into site-packages
+    top = {p.name for p in target.iterdir() if not p.name.endswith((".dist-info", ".egg-info"))}
+    assert top - {"bin"} == {"sparsebench"}, top
+    env = dict(os.environ, PYTHONPATH=str(target))
+    out = subprocess.run([sys.executable, "-c", CHECK], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip().startswith(str(target))
+
+
+def test_current_install_imports():
+    out = subprocess.run([sys.executable, "-c", CHECK], cwd="/", capture_output=True, text=True, check=True)
+    assert out.stdout.strip().endswith("__init__.py")
