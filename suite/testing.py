@@ -69,3 +69,64 @@ def build_tiny_models(root: Path, families: tuple[str, ...] = FAMILIES, tokenize
         tok.save_pretrained(path)
         out[family] = path
     return out
+
+
+def synthetic_run(
+    method: str,
+    model: str,
+    quality: float,
+    *,
+    pattern: str = "unstructured",
+    sparsity: float = 0.5,
+    suite: str = UNIT_SUITE,
+    suite_version: str = "1",
+    task: tuple[str, str, str, bool] = ("lambada-ppl", "1", "perplexity", False),
+    seed: int = 0,
+    params: dict | None = None,
+    kernels: tuple[tuple[str, str, float | None, str | None], ...] = (),
+    hardware: str = "synthetic-cpu (2 threads)",
+) -> tuple[dict, list[dict], list[dict]]:
+    """A (run, metrics, timings) triple for ``Store.write_run`` with a valid spec hash.
+
+    SYNTHETIC: for tests of storage, bundles and the site only; the numbers are whatever the
+    caller passes. ``kernels`` holds ``(kernel, status, speedup, reason)`` end-to-end timings.
+    """
+    import datetime as dt
+
+    from .spec import spec_hash
+
+    params = params or {}
+    task_name, task_version, metric, higher = task
+    kernel_names = tuple(k[0] for k in kernels)
+    h = spec_hash(method=method, params=params, model=model, model_revision="synthetic", pattern=pattern, sparsity=sparsity,
+                  suite=suite, suite_version=suite_version, tasks=(task_name,), seed=seed, kernels=kernel_names, hardware=hardware)
+    prov = {"git_sha": "0" * 40, "packages": {"sparsebench": "0.1.0", "torch": "synthetic"}, "python": "3",
+            "hardware": {"cpu": hardware}, "synthetic": True}
+    run = dict(
+        spec_hash=h, status="completed", created_at=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), method=method,
+        method_params=params, model=model, model_revision="synthetic", pattern=pattern, sparsity=sparsity,
+        achieved_sparsity=sparsity, suite=suite, suite_version=suite_version, tasks={"names": [task_name]}, seed=seed,
+        calibration=None, device="cpu", hardware=hardware, prune_time_s=1.0, eval_time_s=2.0, peak_memory_mb=100.0,
+        sparsebench_version="0.1.0", torch_version="synthetic", transformers_version="synthetic", git_sha="0" * 40,
+        provenance=prov, spec={"method": method, "params": params, "model": model, "pattern": pattern, "sparsity": sparsity,
+                               "suite": suite, "tasks": [task_name], "seed": seed, "device": "cpu", "kernels": list(kernel_names)},
+    )
+    metrics = [dict(task=task_name, task_version=task_version, metric=metric, value=quality, stderr=None,
+                    higher_is_better=higher, n=128, details={"synthetic": True})]
+    timings = [synthetic_timing(k, status, speedup, reason, pattern=pattern, sparsity=sparsity, hardware=hardware, scope="prefill")
+               for k, status, speedup, reason in kernels]
+    return run, metrics, timings
+
+
+def synthetic_timing(kernel: str, status: str, speedup: float | None, reason: str | None = None, *, pattern: str = "unstructured",
+                     sparsity: float = 0.5, hardware: str = "synthetic-cpu (2 threads)", scope: str = "layer",
+                     device: str = "cpu") -> dict:
+    """A timing row (SYNTHETIC, for tests only): ``ok`` rows get times consistent with ``speedup``."""
+    ok = status == "ok"
+    dense = 1e-3
+    return dict(scope=scope, kernel=kernel, status=status, reason=reason, pattern=pattern, sparsity=sparsity, dtype="float32",
+                device=device, hardware=hardware, shape={"out": 64, "in": 64, "tokens": 16},
+                median_s=dense / speedup if ok else None, p10_s=None, p90_s=None, iterations=10 if ok else None,
+                dense_median_s=dense if ok else None, speedup=speedup if ok else None,
+                ideal_speedup=1 / (1 - sparsity) if sparsity < 1 else None, max_abs_error=0.0 if ok else None,
+                threads=2, details={"synthetic": True})
