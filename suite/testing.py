@@ -130,3 +130,32 @@ def synthetic_timing(kernel: str, status: str, speedup: float | None, reason: st
                 dense_median_s=dense if ok else None, speedup=speedup if ok else None,
                 ideal_speedup=1 / (1 - sparsity) if sparsity < 1 else None, max_abs_error=0.0 if ok else None,
                 threads=2, details={"synthetic": True})
+
+
+HOSTILE_METHOD = "<script>window.__pwned=1</script>"
+HOSTILE_MODEL = '"><img src=x onerror="window.__pwned=2">'
+
+
+def write_synthetic_leaderboard(store, models: tuple[str, ...] = ("tiny-a", HOSTILE_MODEL)) -> None:
+    """Fill ``store`` with SYNTHETIC runs and timings covering every page of the site (tests only).
+
+    Several methods (incl. the dense and random baselines and a hostile HTML name), sparsities,
+    patterns, two suite versions, end-to-end timings (ok and unsupported) and standalone
+    kernel timings on two machines. One model deliberately lacks its random 2:4 baseline.
+    """
+    for i, model in enumerate(models):
+        base = 20.0 + 10 * i
+        store.write_run(*synthetic_run("dense", model, base, sparsity=0.0))
+        for sp in (0.3, 0.5, 0.7):
+            store.write_run(*synthetic_run("magnitude", model, base * (1 + 3 * sp**2), sparsity=sp,
+                                           kernels=(("csr", "ok", 0.8 + sp, None), ("cusparselt", "unsupported", None, "needs CUDA"))))
+            store.write_run(*synthetic_run("random", model, base * (1 + 30 * sp), sparsity=sp))
+        store.write_run(*synthetic_run(HOSTILE_METHOD, model, base * 1.5, sparsity=0.5))
+        store.write_run(*synthetic_run("magnitude", model, base * 2, pattern="2:4", sparsity=0.5, kernels=(("csr", "ok", 1.1, None),)))
+    store.write_run(*synthetic_run("magnitude", models[0], 0.61, suite="unit", suite_version="2", sparsity=0.5,
+                                   task=("toy-acc", "1", "accuracy", True)))
+    store.write_run(*synthetic_run("dense", models[0], 0.70, suite="unit", suite_version="2", sparsity=0.0,
+                                   task=("toy-acc", "1", "accuracy", True)))
+    for hw in ("synthetic-cpu (2 threads)", "synthetic-gpu"):
+        store.write_timings([synthetic_timing("csr", "ok", 0.5 + 2 * sp, sparsity=sp, hardware=hw) for sp in (0.5, 0.7, 0.9)]
+                            + [synthetic_timing("bsr", "unsupported", None, "bsr needs a block pattern", hardware=hw)])
