@@ -97,7 +97,11 @@ def timing_key(row: Mapping[str, Any]) -> str:
 
 
 def export_bundle(store: Store, kernel_timings: bool = False, **filters: Any) -> dict[str, Any]:
-    """A bundle of the runs matching ``filters`` (and, optionally, all standalone kernel timings)."""
+    """A bundle of the runs matching ``filters`` (and, optionally, all standalone kernel timings).
+
+    The bundle is validated as ``import`` would validate it, so a database holding something
+    import rejects (e.g. an HTML name) fails here, with the same one-line reason.
+    """
     ids = store.runs(**filters)["id"].tolist()
     with Session(store.engine) as s:
         runs = s.scalars(select(Run).where(Run.id.in_(ids)).order_by(Run.id)).all() if ids else []
@@ -121,6 +125,7 @@ def export_bundle(store: Store, kernel_timings: bool = False, **filters: Any) ->
         "timings": standalone,
     }
     bundle["content_hash"] = content_hash(bundle)
+    validate(bundle, "export")  # never write a bundle that import would reject
     return bundle
 
 
@@ -349,9 +354,6 @@ def import_bundles(store: Store, paths: Sequence[Path], max_bytes: int = DEFAULT
     checked = [read_bundle(p, max_bytes)[1] for p in paths]
     runs = [r for c in checked for r in c.runs]
     hashes = [r[0]["spec_hash"] for r in runs]
-    dup = {h for h in hashes if hashes.count(h) > 1}
-    if dup:
-        raise BundleError(f"spec_hash {sorted(dup)[0][:12]} appears in more than one bundle")
     n_runs = n_skip = n_t = n_tskip = 0
     try:
         with Session(store.engine) as s, s.begin():
@@ -359,9 +361,10 @@ def import_bundles(store: Store, paths: Sequence[Path], max_bytes: int = DEFAULT
             existing = {timing_key(_row_dict(t, {"id", "run_id"}))
                         for t in s.scalars(select(TimingRow).where(TimingRow.run_id.is_(None)))}
             for r, ms, ts in runs:
-                if r["spec_hash"] in stored:
+                if r["spec_hash"] in stored:  # already in the database, or in an earlier bundle of this import
                     n_skip += 1
                     continue
+                stored.add(r["spec_hash"])
                 row = Run(**r)
                 row.metrics = [MetricRow(**m) for m in ms]
                 row.timings = [TimingRow(**t) for t in ts]

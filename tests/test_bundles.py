@@ -52,6 +52,15 @@ def test_round_trip_and_dedup(filled, tmp_path):
     assert _counts(target) == (3, 3, 4)
 
 
+def test_same_run_in_two_bundles_is_imported_once(filled, tmp_path):
+    a = _write(tmp_path, export_bundle(filled, method="magnitude"), "a.json")
+    b = _write(tmp_path, export_bundle(filled), "b.json")
+    target = Store(f"sqlite:///{tmp_path / 'target.db'}")
+    report = import_bundles(target, [a, b])
+    assert (report.runs_imported, report.runs_skipped) == (3, 1)
+    assert sorted(target.runs()["method"]) == ["dense", "magnitude", "random"]
+
+
 def test_dry_run_stores_nothing(filled, tmp_path):
     path = _write(tmp_path, export_bundle(filled))
     target = Store(f"sqlite:///{tmp_path / 'target.db'}")
@@ -120,6 +129,12 @@ def test_bad_bundles_rejected_and_nothing_imported(case, filled, tmp_path):
         import_bundles(target, [good, path])  # the good bundle must not be imported either
     assert message in str(err.value) and "\n" not in str(err.value)
     assert _counts(target) == (0, 0, 0)
+
+
+def test_export_refuses_what_import_would_reject(store):
+    store.write_run(*synthetic_run("<b>x</b>", "tiny", 1.0))
+    with pytest.raises(BundleError, match="not a valid name"):
+        export_bundle(store)
 
 
 def test_oversized_rejected_before_reading(filled, tmp_path):
