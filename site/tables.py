@@ -157,7 +157,7 @@ def run_table(frames: Frames, runs: pd.DataFrame, table_id: str, root: str, show
     cols += [Column(metric_label(k, frames.higher.get(k, False)), True) for k in keys]
     cols += [Column("speedup", True, "best measured end-to-end speedup vs dense"), Column("seed", True), Column("provenance")]
     rows = []
-    for r in runs.itertuples():
+    for r in runs.sort_values(["model", "pattern", "sparsity", "method", "id"]).itertuples():
         baseline = r.method in BASELINES
         speed, speed_text = best_speedup(frames, int(r.id))
         cells = [Cell(r.method, r.method, f"{root}methods/{slug(r.method)}.html", "baseline" if baseline else ""),
