@@ -78,8 +78,10 @@ def pareto(points: Sequence[Point], x_higher: bool, y_higher: bool) -> list[Poin
 def _fmt(v: float) -> str:
     if v == 0:
         return "0"
-    if abs(v) >= 1000 or abs(v) < 0.01:
-        return f"{v:.0e}".replace("e+0", "e").replace("e-0", "e-")
+    if abs(v) >= 1e6 or abs(v) < 0.01:
+        return f"{v:.2g}".replace("e+0", "e").replace("e-0", "e-").replace("e+", "e")
+    if abs(v) >= 1000:
+        return f"{v:,.0f}"
     return f"{v:.3g}"
 
 
