@@ -12,62 +12,24 @@ from pathlib import Path
 import pytest
 import torch
 
-from sparsebench.calibration_data import CalibrationSpec
-from sparsebench.suites import Suite, suites
+from sparsebench import testing
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
-TINY = dict(vocab_size=49152, max_position_embeddings=256)
-
-# A unit-test suite: tiny calibration and evaluation, same code paths as the real ones.
-if "unit" not in suites:
-    suites.register("unit", Suite(
-        "unit", "1", "tiny calibration and evaluation for unit tests",
-        CalibrationSpec("lambada-text", nsamples=4, seqlen=64, seed=0),
-        ("lambada-ppl",),
-        {"lambada-ppl": {"seqlen": 64, "max_windows": 2}, "wikitext2": {"seqlen": 64, "max_windows": 2}},
-    ))
-
-
-def _tiny_config(family: str):
-    from transformers import GPT2Config, LlamaConfig, OPTConfig
-
-    if family == "llama":
-        return LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                           num_key_value_heads=2, tie_word_embeddings=True, **TINY)
-    if family == "opt":
-        return OPTConfig(hidden_size=64, ffn_dim=128, num_hidden_layers=2, num_attention_heads=4,
-                         word_embed_proj_dim=64, **TINY)
-    if family == "gpt2":
-        return GPT2Config(n_embd=64, n_layer=2, n_head=4, vocab_size=TINY["vocab_size"], n_positions=256)
-    raise ValueError(family)
+# A unit-test suite and tiny random models: shared with `sparsebench check-method` (sparsebench.testing).
+testing.register_unit_suite()
 
 
 @pytest.fixture(scope="session")
 def smollm_tokenizer_dir() -> Path:
     """Folder with the SmolLM2 tokenizer (and dequantized weights), created once per cache."""
-    from sparsebench.models import models, resolve_weights, dequantized_gguf_folder
-
-    found = resolve_weights(models.get("llama"))
-    return found.path if found.fmt == "hf-folder" else dequantized_gguf_folder(found.path, found.revision)
+    return testing.smollm_tokenizer_dir()
 
 
 @pytest.fixture(scope="session")
 def tiny_model_dirs(tmp_path_factory, smollm_tokenizer_dir) -> dict[str, Path]:
     """{family: folder} of tiny random causal LMs (Llama, OPT, GPT-2 styles), seed 0."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(smollm_tokenizer_dir)
-    root = tmp_path_factory.mktemp("tiny-models")
-    out = {}
-    for family in ("llama", "opt", "gpt2"):
-        torch.manual_seed(0)
-        model = AutoModelForCausalLM.from_config(_tiny_config(family))
-        path = root / f"tiny-{family}"
-        model.save_pretrained(path)
-        tok.save_pretrained(path)
-        out[family] = path
-    return out
+    return testing.build_tiny_models(tmp_path_factory.mktemp("tiny-models"), tokenizer_dir=smollm_tokenizer_dir)
 
 
 @pytest.fixture(params=["llama", "opt", "gpt2"])

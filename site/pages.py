@@ -1,0 +1,231 @@
+"""Page contexts: one function per kind of page, DataFrames in, plain data for the templates out."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pandas as pd
+
+from .plots import Plot, Point, scatter
+from .tables import (
+    BASELINES, Cell, Column, Frames, Provenance, Row, Table, fmt, metric_label, missing_baselines, provenance, run_table, slug,
+    sort_key,
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Page:
+    path: str  # relative to the site root
+    template: str
+    context: dict[str, Any]
+
+    @property
+    def root(self) -> str:
+        return "../" * self.path.count("/")
+
+
+def _registered(registry: Any, name: str) -> Any | None:
+    try:
+        return registry.get(name) if name in registry else None
+    except Exception:  # a name from another installation (e.g. an imported bundle's plugin method)
+        return None
+
+
+def _quality_plots(frames: Frames, runs: pd.DataFrame, title_prefix: str) -> list[Plot]:
+    """Quality vs sparsity, and quality vs measured speedup per hardware and scope, per metric."""
+    plots = []
+    for key in frames.metric_keys(runs["id"].tolist()):
+        higher = frames.higher.get(key, False)
+        label = metric_label(key, higher)
+        # x is the target sparsity: verification holds the achieved one within 0.005 of it, and
+        # comparing targets keeps rounding noise out of the Pareto front
+        pts = [Point(float(r.sparsity), v, r.method,
+                     f"{r.method} · {r.pattern} · sparsity {r.sparsity:g} (achieved {fmt(r.achieved_sparsity)}) · {key[2]} {v:.4g}")
+               for r in runs.itertuples() if (v := frames.value(int(r.id), key)) is not None]
+        if pts:
+            plots.append(scatter(pts, title=f"{title_prefix}{label} vs sparsity", x_label="target sparsity (verified)", y_label=key[2],
+                                 y_higher=higher, caption="Ringed points form the Pareto front (higher sparsity, better quality)."))
+        t = frames.timings
+        if t.empty:
+            continue
+        t = t[t["run_id"].isin(runs["id"])]
+        dense = [(r, v) for r in runs[runs["method"] == "dense"].itertuples() if (v := frames.value(int(r.id), key)) is not None]
+        for (hardware, scope), g in t.groupby(["hardware", "scope"], sort=True):
+            ok = g[g["status"] == "ok"]
+            by_id = runs.set_index("id")
+            pts = [Point(float(s.speedup), v, by_id.at[s.run_id, "method"],
+                         f"{by_id.at[s.run_id, 'method']} · {by_id.at[s.run_id, 'pattern']} · {s.kernel} · {s.speedup:.2f}× · {v:.4g}")
+                   for s in ok.itertuples() if (v := frames.value(int(s.run_id), key)) is not None]
+            if not pts:
+                continue
+            pts += [Point(1.0, v, "dense", f"dense · reference (1×) · {v:.4g}") for _, v in dense]
+            skipped = int((g["status"] != "ok").sum())
+            plots.append(scatter(
+                pts, title=f"{title_prefix}{label} vs measured {scope} speedup — {hardware}", x_label=f"measured {scope} speedup vs dense (×)",
+                y_label=key[2], y_higher=higher, x_include=(1.0,),
+                caption=f"Ringed points form the Pareto front. {skipped} kernel measurement(s) of these runs were unsupported or "
+                        "failed and are not plotted (see the table).",
+            ))
+    return plots
+
+
+def leaderboards(frames: Frames) -> Iterator[Page]:
+    from sparsebench.suites import suites
+
+    if frames.runs.empty:
+        return
+    for (suite, version), runs in frames.runs.groupby(["suite", "suite_version"], sort=True):
+        entry = _registered(suites, suite)
+        path = f"leaderboards/{slug(f'{suite}-v{version}')}.html"
+        table = run_table(frames, runs, "leaderboard", "../", placeholders=missing_baselines(runs, suite, version))
+        yield Page(path, "leaderboard.html", dict(
+            title=f"{suite} v{version} leaderboard", suite=suite, version=version,
+            description=entry.description if entry and entry.version == version else "",
+            calibration=str(entry.calibration) if entry and entry.version == version else "",
+            registered_version=entry.version if entry else "not registered here",
+            results=table, plots=[p for model, g in runs.groupby("model", sort=True) for p in _quality_plots(frames, g, f"{model}: ")],
+            n_runs=len(runs), baselines=", ".join(BASELINES),
+        ))
+
+
+def _method_info(name: str) -> dict[str, Any]:
+    from sparsebench.method import methods
+
+    cls = _registered(methods, name)
+    if cls is None:
+        return dict(registered=False, summary="", paper="", paper_href="", taxonomy=(), params=())
+    m = cls.meta
+    paper_href = f"https://arxiv.org/abs/{m.paper.removeprefix('arXiv:')}" if m.paper and m.paper.startswith("arXiv:") else ""
+    taxonomy = (("one-shot (no retraining)", m.one_shot), ("updates surviving weights", m.updates_weights),
+                ("needs calibration data", m.needs_calibration), ("needs gradients", m.needs_gradients), ("prunes", m.prunes))
+    defaults = cls.Params()
+    params = tuple((f.name, getattr(f.type, "__name__", str(f.type)), repr(getattr(defaults, f.name))) for f in dataclasses.fields(cls.Params))
+    return dict(
+        registered=True, summary=m.summary, doc=(cls.__doc__ or "").strip(), paper=f"{m.citation} {m.paper or ''}".strip(),
+        paper_href=paper_href, taxonomy=tuple((k, "yes" if v else "no") for k, v in taxonomy),
+        patterns=", ".join(t.__name__ for t in m.patterns), mask_group=m.mask_group, params=params,
+    )
+
+
+def method_pages(frames: Frames) -> Iterator[Page]:
+    from sparsebench.method import methods
+
+    stored = set(frames.runs["method"]) if not frames.runs.empty else set()
+    names = sorted(stored | set(methods.list()))
+    for name in names:
+        runs = frames.runs[frames.runs["method"] == name] if not frames.runs.empty else frames.runs
+        used = sorted({json.dumps(p, sort_keys=True) for p in runs["method_params"]}) if not runs.empty else []
+        yield Page(f"methods/{slug(name)}.html", "method.html", dict(
+            title=f"method {name}", name=name, baseline=name in BASELINES, info=_method_info(name), params_used=used,
+            results=run_table(frames, runs, "runs", "../", show_suite=True) if not runs.empty else None,
+        ))
+
+
+def model_pages(frames: Frames) -> Iterator[Page]:
+    from sparsebench.models import models
+
+    if frames.runs.empty:
+        return
+    for name, runs in frames.runs.groupby("model", sort=True):
+        entry = _registered(models, name)
+        info = dict(kind=entry.kind, family=entry.family, params=entry.params, description=entry.description,
+                    sources=" → ".join(s.describe() for s in entry.asset.sources)) if entry else None
+        plots = [p for (suite, version), g in runs.groupby(["suite", "suite_version"], sort=True)
+                 for p in _quality_plots(frames, g, f"{suite} v{version}: ")]
+        yield Page(f"models/{slug(name)}.html", "model.html", dict(
+            title=f"model {name}", name=name, info=info, plots=plots,
+            revisions=", ".join(sorted(set(runs["model_revision"]))), results=run_table(frames, runs, "runs", "../", show_suite=True),
+        ))
+
+
+def _timing_table(t: pd.DataFrame, table_id: str, root: str) -> Table:
+    cols = (Column("kernel"), Column("scope"), Column("pattern"), Column("sparsity", True), Column("dtype"), Column("shape"),
+            Column("status"), Column("median (ms)", True), Column("dense (ms)", True), Column("speedup", True, "measured, vs dense"),
+            Column("ideal", True, "1 / density: what skipping every zero would give"), Column("of ideal", True), Column("provenance"))
+    rows = []
+    for s in t.itertuples():
+        ok = s.status == "ok"
+        frac = s.speedup / s.ideal_speedup if ok and pd.notna(s.ideal_speedup) and s.ideal_speedup else None
+        shape = " × ".join(f"{k} {v}" for k, v in (s.shape or {}).items())
+        status = "ok" if ok else f"{s.status}: {s.reason or 'no reason recorded'}"
+        cells = (Cell(s.kernel, s.kernel), Cell(s.scope, s.scope), Cell(s.pattern, s.pattern), Cell(fmt(s.sparsity, 3), sort_key(s.sparsity)),
+                 Cell(s.dtype, s.dtype), Cell(shape, shape), Cell(status, s.status),
+                 Cell(fmt(s.median_s * 1e3) if ok else "—", sort_key(s.median_s)),
+                 Cell(fmt(s.dense_median_s * 1e3) if ok else "—", sort_key(s.dense_median_s)),
+                 Cell(f"{s.speedup:.2f}×" if ok else s.status, sort_key(s.speedup if ok else None)),
+                 Cell(f"{s.ideal_speedup:.2f}×" if pd.notna(s.ideal_speedup) else "—", sort_key(s.ideal_speedup)),
+                 Cell(f"{frac:.0%}" if frac is not None else "—", sort_key(frac)), Cell("details"))
+        items = (("measured", str(s.created_at)[:19]), ("hardware", f"{s.hardware} ({s.device})"), ("threads", fmt(s.threads)),
+                 ("iterations", fmt(s.iterations)), ("p10 / p90 (ms)", f"{fmt(s.p10_s * 1e3 if pd.notna(s.p10_s) else None)} / "
+                                                                     f"{fmt(s.p90_s * 1e3 if pd.notna(s.p90_s) else None)}"),
+                 ("max abs error vs dense", fmt(s.max_abs_error)), ("details", json.dumps(s.details, sort_keys=True)[:300]))
+        href = f"{root}runs/{int(s.run_id)}.html" if pd.notna(s.run_id) else ""
+        rows.append(Row(cells, "" if ok else "unsupported", Provenance(href, items)))
+    return Table(table_id, cols, tuple(rows))
+
+
+def kernels_page(frames: Frames) -> Page:
+    sections = []
+    t = frames.timings
+    for i, (hardware, g) in enumerate(t.groupby("hardware", sort=True) if not t.empty else []):
+        ok = g[g["status"] == "ok"]
+        plots = []
+        for scope, gs in ok.groupby("scope", sort=True):
+            pts = [Point(float(s.sparsity), float(s.speedup), f"{s.kernel} · {s.pattern}", f"{s.kernel} · {s.pattern} · {s.sparsity:g} · {s.speedup:.2f}×")
+                   for s in gs.itertuples()]
+            xs = sorted({p.x for p in pts})
+            ideal = [(x, 1 / (1 - x)) for x in xs if x < 0.95]
+            lines = [("dense (1×)", [(min(xs), 1.0), (max(xs), 1.0)])] + ([("ideal 1/density", ideal)] if len(ideal) > 1 else [])
+            plots.append(scatter(pts, title=f"{scope} speedup vs sparsity — {hardware}", x_label="sparsity", y_label="speedup vs dense (×)",
+                                 lines=lines, y_log=False, front=False, caption="Measured speedups (dots) against dense (1×) and the ideal 1/density."))
+        unsupported = int((g["status"] != "ok").sum())
+        sections.append(dict(hardware=hardware, plots=plots, unsupported=unsupported, n=len(g),
+                             table=_timing_table(g.sort_values(["kernel", "scope", "pattern", "sparsity"]), f"kernels-{i}", "")))
+    return Page("kernels.html", "kernels.html", dict(title="kernels", sections=sections))
+
+
+def run_pages(frames: Frames) -> Iterator[Page]:
+    for r in frames.runs.itertuples():
+        m = frames.metrics[frames.metrics["run_id"] == r.id]
+        metrics = Table("metrics", (Column("task"), Column("version"), Column("metric"), Column("value", True), Column("stderr", True),
+                                    Column("n", True), Column("details")),
+                        tuple(Row((Cell(x.task, x.task), Cell(x.task_version), Cell(f"{x.metric} {'↑' if x.higher_is_better else '↓'}"),
+                                   Cell(fmt(x.value, 6), sort_key(x.value)), Cell(fmt(x.stderr), sort_key(x.stderr)),
+                                   Cell(fmt(x.n), sort_key(x.n)), Cell(json.dumps(x.details, sort_keys=True)[:300])))
+                              for x in m.itertuples()))
+        t = frames.run_timings(int(r.id))
+        yield Page(f"runs/{int(r.id)}.html", "run.html", dict(
+            title=f"run {int(r.id)}: {r.method} on {r.model}", run=r, prov=provenance(r, "../"), metrics=metrics,
+            timings=_timing_table(t, "timings", "../") if not t.empty else None,
+            leaderboard=f"../leaderboards/{slug(f'{r.suite}-v{r.suite_version}')}.html",
+            method_href=f"../methods/{slug(r.method)}.html", model_href=f"../models/{slug(r.model)}.html",
+            params=json.dumps(r.method_params, indent=2, sort_keys=True), spec=json.dumps(r.spec, indent=2, sort_keys=True),
+            provenance_json=json.dumps(r.provenance, indent=2, sort_keys=True, default=str),
+        ))
+
+
+def index_page(frames: Frames, boards: list[Page], methods: list[Page], models: list[Page]) -> Page:
+    def count(col: str, value: Any) -> int:
+        return int((frames.runs[col] == value).sum()) if not frames.runs.empty else 0
+
+    board_rows = tuple(Row((Cell(p.context["suite"], p.context["suite"], p.path), Cell(p.context["version"]),
+                            Cell(str(p.context["n_runs"]), sort_key(p.context["n_runs"])), Cell(p.context["description"])))
+                       for p in boards)
+    method_rows = tuple(Row((Cell(p.context["name"], p.context["name"], p.path, "baseline" if p.context["baseline"] else ""),
+                             Cell(p.context["info"]["summary"] or "not registered in this installation"),
+                             Cell(p.context["info"]["paper"] or "—"), Cell(str(count("method", p.context["name"])),
+                                                                           sort_key(count("method", p.context["name"])))))
+                        for p in methods)
+    model_rows = tuple(Row((Cell(p.context["name"], p.context["name"], p.path), Cell(str(count("model", p.context["name"])),
+                                                                                    sort_key(count("model", p.context["name"])))))
+                       for p in models)
+    return Page("index.html", "index.html", dict(
+        title="leaderboards",
+        boards=Table("boards", (Column("suite"), Column("version"), Column("runs", True), Column("protocol")), board_rows),
+        methods=Table("methods", (Column("method"), Column("summary"), Column("paper"), Column("runs", True)), method_rows),
+        models=Table("models", (Column("model"), Column("runs", True)), model_rows),
+        n_runs=len(frames.runs), n_timings=len(frames.timings),
+    ))

