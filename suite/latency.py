@@ -11,6 +11,7 @@ Two rows per kernel are returned (``scope`` ``prefill`` and ``decode``).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -98,9 +99,10 @@ def end_to_end_timings(
     pattern: Pattern,
     sparsity: float,
     progress: bool = True,
-    config: E2EConfig = E2EConfig(),
+    config: E2EConfig | None = None,
 ) -> list[dict[str, Any]]:
     """Timing rows (``TimingRow`` columns but ``created_at``/``run_id``) for each kernel: prefill and decode."""
+    config = config or E2EConfig()
     model, device = loaded.model, loaded.device
     layers = loaded.adapter.prunable_layers(model)
     dtype = next(model.parameters()).dtype
@@ -128,15 +130,18 @@ def end_to_end_timings(
     def prefill() -> torch.Tensor:
         return model(input_ids=prompt, use_cache=False).logits
 
+    # transformers 5 calls the KV cache ``cache``; 4.x called it ``past_key_values``
+    cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
     def start_decode() -> tuple[Any, torch.Tensor]:
         out = model(input_ids=context, use_cache=True)
-        return out.past_key_values, out.logits[:, -1:].argmax(-1)
+        return getattr(out, cache_kw), out.logits[:, -1:].argmax(-1)
 
     def decode(state: tuple[Any, torch.Tensor]) -> None:
         cache, tok = state
-        for _ in range(config.decode_tokens):
-            out = model(input_ids=tok, past_key_values=cache, use_cache=True)
-            cache, tok = out.past_key_values, out.logits[:, -1:].argmax(-1)
+        for _ in range(config.decode_tokens):  # greedy, one token at a time
+            out = model(input_ids=tok, use_cache=True, **{cache_kw: cache})
+            cache, tok = getattr(out, cache_kw), out.logits[:, -1:].argmax(-1)
 
     with torch.inference_mode():
         reference = prefill().float()

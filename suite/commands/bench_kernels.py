@@ -78,6 +78,10 @@ def command(kernel_names, shape_names, tokens, sparsities, pattern_names, block_
         n = Store(db).write_timings(rows)
         click.echo(f"stored {n} timing rows from {ingest} in {db}", err=True)
         return
+    if threads is not None:
+        if threads < 1:
+            raise InvalidSpecError(f"--threads must be >= 1, got {threads}")
+        torch.set_num_threads(threads)  # also what the hardware label reports
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise InvalidSpecError(f"device {device!r} requested but CUDA is not available")
     names = [kernels.canonical(k) for k in _csv(kernel_names)] or kernels.list()
