@@ -9,6 +9,7 @@ as ``unsupported`` with its reason and never timed as dense.
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -90,8 +91,6 @@ kernels: Registry[type[Kernel]] = Registry("kernel", builtins="sparsebench.kerne
 def make_kernel(name: str, **params: Any) -> Kernel:
     """An instance of the registered kernel ``name`` (parameters it does not take are ignored)."""
     cls = kernels.get(name)
-    import inspect
-
     accepted = inspect.signature(cls).parameters
     return cls(**{k: v for k, v in params.items() if k in accepted})
 
