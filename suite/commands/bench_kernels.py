@@ -22,6 +22,14 @@ def _csv(value: str | None) -> list[str]:
     return [x.strip() for x in (value or "").split(",") if x.strip()]
 
 
+def _note(reason, details, speedup, ideal) -> str:  # noqa: ANN001
+    if isinstance(reason, str) and reason:
+        return reason
+    if speedup == speedup and ideal == ideal and speedup is not None and ideal is not None and speedup > 1.05 * ideal:
+        return "above ideal: the dense baseline was disturbed (noisy machine?)"
+    return details.get("backend", "") if isinstance(details, dict) else ""
+
+
 def _format(df):  # noqa: ANN001, ANN202 - pandas stays a lazy import
     def ratio(v):  # noqa: ANN001, ANN202
         return "-" if v != v or v is None else f"{v:.2f}x"
@@ -33,7 +41,7 @@ def _format(df):  # noqa: ANN001, ANN202 - pandas stays a lazy import
         p10_p90_ms=[("-" if a != a or a is None else f"{a * 1e3:.3g}-{b * 1e3:.3g}") for a, b in zip(df["p10_s"], df["p90_s"])],
         speedup=df["speedup"].map(ratio),
         ideal=df["ideal_speedup"].map(ratio),
-        note=[r if isinstance(r, str) and r else (d.get("backend", "") if isinstance(d, dict) else "") for r, d in zip(df["reason"], df["details"])],
+        note=[_note(r, d, sp, ideal) for r, d, sp, ideal in zip(df["reason"], df["details"], df["speedup"], df["ideal_speedup"])],
     )
     cols = ["shape", "tokens", "pattern", "sparsity", "kernel", "status", "median_ms", "p10_p90_ms", "speedup", "ideal", "note"]
     return out[cols].to_string(index=False)
