@@ -115,7 +115,7 @@ def timing_row(kernel: Kernel, status: str, *, scope: str, pattern: str, sparsit
         median_s=median, p10_s=timing.p10 if timing else None, p90_s=timing.p90 if timing else None,
         iterations=timing.iterations if timing else None, dense_median_s=dense_median,
         speedup=(dense_median / median) if median and dense_median else None, ideal_speedup=ideal,
-        max_abs_error=max_abs_error, threads=timing.threads if timing else torch.get_num_threads(),
+        max_abs_error=max_abs_error, threads=timing.threads if timing else None,
         details={"params": kernel.params, **(details or {}), **({"clock": timing.clock} if timing else {})},
     )
 
