@@ -22,7 +22,7 @@ from torch import nn
 from tqdm import tqdm
 
 from . import provenance
-from .adapters import PrunableLayer
+from .adapters import PrunableLayer, _is_conv1d
 from .kernel import Kernel, KernelUnsupported, SparseLinear, ideal_speedup, make_kernel
 from .kernel import kernels as kernel_registry
 from .microbench import timing_row
@@ -45,7 +45,7 @@ class E2EConfig:
 
 
 def _is_linear(module: nn.Module) -> bool:
-    return isinstance(module, nn.Linear) or (type(module).__name__ == "Conv1D" and hasattr(module, "nf"))
+    return isinstance(module, nn.Linear) or _is_conv1d(module)
 
 
 @contextmanager
