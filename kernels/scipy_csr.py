@@ -1,0 +1,39 @@
+"""``scipy_csr``: SciPy's compiled CSR matrix product on CPU (single-threaded).
+
+Measured before adoption on this project's 2-core machine (4096x4096, float32, one token):
+dense 2.8 ms; scipy CSR 3.6x faster at 90% sparsity and 8x at 95%; slower than dense at 50%.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from sparsebench.kernel import Kernel, Support, kernels
+
+
+@kernels.register("scipy_csr")
+class ScipyCSR(Kernel):
+    description = "scipy.sparse CSR @ dense on CPU (single-threaded, float32); any mask"
+    support = Support(dtypes=(torch.float32,), devices=("cpu",))
+
+    def available(self, device: torch.device) -> tuple[bool, str]:
+        try:
+            import scipy.sparse  # noqa: F401
+        except ImportError:
+            return False, "scipy is not installed (pip install scipy)"
+        return True, ""
+
+    def pack(self, weight: torch.Tensor, mask: torch.Tensor) -> Any:
+        import scipy.sparse
+
+        return scipy.sparse.csr_matrix((weight * mask.to(weight.dtype)).detach().cpu().numpy())
+
+    def apply(self, packed: Any, x: torch.Tensor) -> torch.Tensor:
+        x2 = x.detach().reshape(-1, x.shape[-1]).numpy()
+        y = packed @ x2[0] if x2.shape[0] == 1 else (packed @ x2.T).T
+        return torch.from_numpy(y.reshape(*x.shape[:-1], packed.shape[0]))
+
+    def details(self, packed: Any) -> dict[str, Any]:
+        return {"nnz": int(packed.nnz), "threads_used": 1}

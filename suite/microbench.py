@@ -1,0 +1,175 @@
+"""Per-layer kernel microbenchmarks: the grid of real LLM shapes and one case's measurement.
+
+Shared by ``sparsebench bench-kernels`` and the pytest-benchmark suite in ``benchmarks/``.
+Each case times dense first and then every kernel on the same inputs in the same process,
+so every ratio is measured, never assumed. A kernel that cannot run the case yields an
+``unsupported`` row with the reason; one whose output differs from dense yields ``failed``;
+neither is timed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import InvalidSpecError
+from .kernel import Kernel, KernelUnsupported, check_against_dense, ideal_speedup, make_kernel
+from .masks import select_mask
+from .patterns import NM, Block, Pattern, Unstructured
+from .timing import Timing, TimingConfig, measure
+
+# [out, in] of real linear layers.
+SHAPES: dict[str, str] = {
+    "4096x4096": "Llama-2-7B q/k/v/o_proj",
+    "11008x4096": "Llama-2-7B gate/up_proj",
+    "4096x11008": "Llama-2-7B down_proj",
+    "576x576": "SmolLM2-135M q/o_proj",
+    "192x576": "SmolLM2-135M k/v_proj",
+    "1536x576": "SmolLM2-135M gate/up_proj",
+    "576x1536": "SmolLM2-135M down_proj",
+}
+TOKENS = (1, 16, 128, 2048)
+SPARSITIES = (0.5, 0.7, 0.9, 0.95)
+QUICK_TOKENS = (1, 128)
+CHECK_TOKENS = 16  # correctness is checked on the first rows of the input
+
+
+def default_patterns(block: int = 16) -> tuple[Pattern, ...]:
+    return (Unstructured(), Block(block, block), NM(2, 4))
+
+
+def parse_shape(text: str) -> tuple[int, int]:
+    """``"OUTxIN"`` -> ``(out, in)``."""
+    out, sep, inp = text.lower().partition("x")
+    if not sep or not out.strip().isdigit() or not inp.strip().isdigit() or int(out) < 1 or int(inp) < 1:
+        raise InvalidSpecError(f"shape must be OUTxIN with positive integers (e.g. 4096x11008), got {text!r}")
+    return int(out), int(inp)
+
+
+@dataclass(frozen=True)
+class Case:
+    out: int
+    inp: int
+    tokens: int
+    pattern: Pattern
+    sparsity: float
+    dtype: torch.dtype = torch.float32
+    device: str = "cpu"
+
+    @property
+    def shape(self) -> dict[str, Any]:
+        label = SHAPES.get(f"{self.out}x{self.inp}")
+        return {"out": self.out, "in": self.inp, "tokens": self.tokens, **({"layer": label} if label else {})}
+
+    @property
+    def name(self) -> str:
+        return f"{self.out}x{self.inp}-t{self.tokens}-{self.pattern}-s{self.sparsity:g}"
+
+
+def grid(shapes: Iterable[str], tokens: Iterable[int], sparsities: Iterable[float], patterns: Iterable[Pattern],
+         dtype: torch.dtype = torch.float32, device: str = "cpu") -> list[Case]:
+    """Every combination; a pattern that implies its own sparsity (2:4) appears only at that sparsity,
+    and a block pattern only on shapes its tiles divide."""
+    cases = []
+    for shape in shapes:
+        out, inp = parse_shape(shape)
+        for p in patterns:
+            if isinstance(p, Block) and (out % p.rows or inp % p.cols):
+                continue
+            if isinstance(p, NM) and inp % p.m:
+                continue
+            for s in sparsities:
+                implied = p.implied_sparsity
+                if implied is not None and not math.isclose(implied, s):
+                    continue
+                cases.extend(Case(out, inp, t, p, float(s), dtype, device) for t in tokens)
+    return cases
+
+
+def make_inputs(case: Case, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(weight, mask, x): weight ~ N(0, 1/in) as at initialisation, a random mask of the pattern, x ~ N(0, 1)."""
+    g = torch.Generator().manual_seed(seed)
+    w = torch.randn(case.out, case.inp, generator=g) / math.sqrt(case.inp)
+    mask = select_mask(torch.rand(case.out, case.inp, generator=g), case.pattern, case.sparsity)
+    x = torch.randn(case.tokens, case.inp, generator=g)
+    dev = torch.device(case.device)
+    return w.to(dev, case.dtype), mask.to(dev), x.to(dev, case.dtype)
+
+
+def timing_row(kernel: Kernel, status: str, *, scope: str, pattern: str, sparsity: float, dtype: torch.dtype,
+               device: str, hardware: str, shape: dict[str, Any], reason: str | None = None, timing: Timing | None = None,
+               dense: Timing | None = None, ideal: float | None = None, max_abs_error: float | None = None,
+               details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One ``TimingRow`` as a dict (without ``created_at``/``run_id``); speedup = dense median / median."""
+    median = timing.median if timing else None
+    dense_median = dense.median if dense else None
+    return dict(
+        scope=scope, kernel=kernel.name, status=status, reason=reason, pattern=pattern, sparsity=float(sparsity),
+        dtype=str(dtype).removeprefix("torch."), device=device, hardware=hardware, shape=shape,
+        median_s=median, p10_s=timing.p10 if timing else None, p90_s=timing.p90 if timing else None,
+        iterations=timing.iterations if timing else None, dense_median_s=dense_median,
+        speedup=(dense_median / median) if median and dense_median else None, ideal_speedup=ideal,
+        max_abs_error=max_abs_error, threads=timing.threads if timing else None,
+        details={"params": kernel.params, **(details or {}), **({"clock": timing.clock} if timing else {})},
+    )
+
+
+def bench_case(case: Case, kernel_list: Sequence[Kernel], config: TimingConfig, hardware: str, seed: int = 0,
+               dense_cache: dict[Case, Timing] | None = None) -> list[dict[str, Any]]:
+    """Time dense, then each kernel, on one case; one row per kernel (dense included if listed).
+
+    ``dense_cache`` lets callers that bench one kernel at a time (pytest-benchmark) measure
+    dense once per case in the process.
+    """
+    device = torch.device(case.device)
+    w, mask, x = make_inputs(case, seed)
+    masked = w * mask.to(w.dtype)
+    x_check = x[:CHECK_TOKENS]
+    common = dict(scope="layer", pattern=str(case.pattern), sparsity=case.sparsity, dtype=case.dtype,
+                  device=str(device), hardware=hardware, shape=case.shape, ideal=ideal_speedup(case.pattern, case.sparsity))
+    baseline = make_kernel("dense")
+    dense_packed = baseline.pack(w, mask)
+    dense = dense_cache.get(case) if dense_cache is not None else None
+    if dense is None:
+        dense = measure(lambda: baseline.apply(dense_packed, x), config, device)
+        if dense_cache is not None:
+            dense_cache[case] = dense
+    rows = []
+    for k in kernel_list:
+        ok, why = k.supports(case.pattern, case.dtype, device)
+        if not ok:
+            rows.append(timing_row(k, "unsupported", reason=why, **common))
+            continue
+        try:
+            packed = k.pack(w, mask)
+        except KernelUnsupported as exc:
+            rows.append(timing_row(k, "unsupported", reason=str(exc), **common))
+            continue
+        check = check_against_dense(k, packed, masked, x_check)
+        if not check.ok:
+            rows.append(timing_row(k, "failed", reason=check.reason, max_abs_error=check.max_abs_error, **common))
+            continue
+        t = dense if k.name == "dense" else measure(lambda: k.apply(packed, x), config, device)
+        rows.append(timing_row(k, "ok", timing=t, dense=dense, max_abs_error=check.max_abs_error, details=k.details(packed), **common))
+    return rows
+
+
+def rows_from_benchmark_json(path: str | Path) -> list[dict[str, Any]]:
+    """The timing rows recorded by the ``benchmarks/`` pytest-benchmark suite in its ``--benchmark-json`` file."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InvalidSpecError(f"cannot read pytest-benchmark JSON {path}: {exc}") from None
+    if not isinstance(data, dict) or "benchmarks" not in data:
+        raise InvalidSpecError(f"{path} is not a pytest-benchmark JSON file (no 'benchmarks' key)")
+    rows = [b.get("extra_info", {}).get("timing_row") for b in data["benchmarks"]]
+    rows = [r for r in rows if r]
+    if not rows:
+        raise InvalidSpecError(f"{path} has no sparsebench timing rows (was it written by benchmarks/test_kernels.py?)")
+    return rows

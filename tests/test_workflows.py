@@ -1,0 +1,124 @@
+"""Lint the GitHub workflows (actionlint is not installable offline): structure, triggers,
+pinned actions, job graph, and every `sparsebench` command and option they call."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+import yaml
+
+from sparsebench.cli import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+NIGHTLY = ROOT / ".github" / "workflows" / "nightly-gpu.yml"
+# Commands other engineers are adding in parallel; their options are not checked until they exist.
+PENDING_COMMANDS = {"site"}
+CRON_FIELD = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*$")
+
+
+def _load(path: Path) -> dict:
+    data = yaml.safe_load(path.read_text())
+    assert isinstance(data, dict), f"{path.name} is not a mapping"
+    if True in data:  # YAML 1.1 reads the key `on` as boolean true
+        data["on"] = data.pop(True)
+    return data
+
+
+def _steps(wf: dict):
+    for job_id, job in wf["jobs"].items():
+        for step in job.get("steps", []):
+            yield job_id, step
+
+
+def _commands(script: str):
+    """(subcommand, options) for every `sparsebench SUB ...` invocation in a run script."""
+    joined = re.sub(r"\\\n\s*", " ", script)
+    for line in joined.splitlines():
+        for part in re.split(r"\|\||&&|;|\|", line):
+            try:
+                words = shlex.split(part, comments=True)
+            except ValueError:
+                words = part.split()
+            if "sparsebench" in words:
+                rest = words[words.index("sparsebench") + 1 :]
+                if rest:
+                    yield rest[0], [w.split("=")[0] for w in rest[1:] if w.startswith("--")]
+
+
+def test_there_is_a_nightly_gpu_workflow():
+    assert NIGHTLY in WORKFLOWS
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_workflow_structure(path):
+    wf = _load(path)
+    assert wf.get("name") and wf.get("on") and isinstance(wf.get("jobs"), dict) and wf["jobs"]
+    for job_id, job in wf["jobs"].items():
+        assert re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", job_id), job_id
+        assert job.get("runs-on"), f"job {job_id} has no runs-on"
+        needs = job.get("needs", [])
+        for dep in [needs] if isinstance(needs, str) else needs:
+            assert dep in wf["jobs"], f"job {job_id} needs unknown job {dep}"
+        assert job.get("steps"), f"job {job_id} has no steps"
+    ids = [s["id"] for _, s in _steps(wf) if "id" in s]
+    assert len(ids) == len(set(ids))
+    for job_id, step in _steps(wf):
+        assert ("uses" in step) != ("run" in step), f"{job_id}: a step needs exactly one of uses/run: {step}"
+        if "uses" in step:
+            assert re.fullmatch(r"[\w.-]+/[\w./-]+@[\w.-]+", step["uses"]), f"unpinned action {step['uses']}"
+    text = path.read_text()
+    assert text.count("${{") == text.count("}}"), "unbalanced ${{ }} expression"
+
+
+def test_nightly_triggers_and_runner():
+    wf = _load(NIGHTLY)
+    on = wf["on"]
+    assert "workflow_dispatch" in on
+    (cron,) = [s["cron"] for s in on["schedule"]]
+    fields = cron.split()
+    assert len(fields) == 5 and all(CRON_FIELD.match(f) for f in fields), cron
+    runners = [job["runs-on"] for job in wf["jobs"].values()]
+    assert any(isinstance(r, list) and {"self-hosted", "gpu"} <= set(r) for r in runners)
+
+
+def test_nightly_does_the_work():
+    wf = _load(NIGHTLY)
+    scripts = "\n".join(s.get("run", "") for _, s in _steps(wf))
+    uses = {s["uses"].split("@")[0] for _, s in _steps(wf) if "uses" in s}
+    assert "pytest -m gpu" in scripts
+    assert "--suite paper" in scripts and "--kernels" in scripts
+    assert "python -m pytest benchmarks/" in scripts and "bench-kernels --ingest" in scripts
+    assert "site build" in scripts
+    assert {"actions/checkout", "actions/upload-artifact", "actions/upload-pages-artifact", "actions/deploy-pages"} <= uses
+
+
+def test_nightly_calls_real_commands_and_options():
+    wf = _load(NIGHTLY)
+    seen = set()
+    for _, step in _steps(wf):
+        for sub, opts in _commands(step.get("run", "")):
+            seen.add(sub)
+            if sub in PENDING_COMMANDS and sub not in cli.commands:
+                continue
+            assert sub in cli.commands, f"the workflow calls unknown command `sparsebench {sub}`"
+            cmd = cli.commands[sub]
+            known = {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)}
+            for o in opts:
+                assert o in known, f"`sparsebench {sub}` has no option {o}"
+    assert {"run", "bench-kernels", "list"} <= seen
+
+
+def test_benchmark_options_exist():
+    text = NIGHTLY.read_text()
+    conftest = (ROOT / "benchmarks" / "conftest.py").read_text()
+    for opt in ("--grid", "--bench-device", "--bench-dtype"):
+        assert opt in text and f'"{opt}"' in conftest
+
+
+def test_command_parser_sees_options_across_continuations():
+    script = 'for m in a b; do\n  sparsebench run --suite paper \\\n    --bogus "x" && echo ok\ndone\nsparsebench list methods | grep -q x'
+    assert list(_commands(script)) == [("run", ["--suite", "--bogus"]), ("list", [])]
