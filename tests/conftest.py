@@ -12,21 +12,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from sparsebench.calibration_data import CalibrationSpec
-from sparsebench.suites import Suite, suites
-
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
 TINY = dict(vocab_size=49152, max_position_embeddings=256)
 
-# A unit-test suite: tiny calibration and evaluation, same code paths as the real ones.
-if "unit" not in suites:
-    suites.register("unit", Suite(
-        "unit", "1", "tiny calibration and evaluation for unit tests",
-        CalibrationSpec("lambada-text", nsamples=4, seqlen=64, seed=0),
-        ("lambada-ppl",),
-        {"lambada-ppl": {"seqlen": 64, "max_windows": 2}, "wikitext2": {"seqlen": 64, "max_windows": 2}},
-    ))
+# The "unit" suite (tiny calibration and evaluation) is registered in sparsebench/suites.py, so
+# that sweep worker processes see it too.
 
 
 def _tiny_config(family: str):
