@@ -121,7 +121,7 @@ class Writer:
             else:
                 self.summary.stored.append(run_id)
                 values = ", ".join(f"{m['metric']}={m['value']:.4g}" for m in outcome.metrics[:2])
-                self.echo(f"ok {pj.label()}: run {run_id}, {values} ({outcome.elapsed_s:.1f} s)")
+                self.echo(f"ok {pj.label()}: run {run_id}, {values} ({outcome.elapsed_s:.1f} s on {outcome.worker})")
         else:
             error = outcome.error or "no result"
             self.store.write_failure(failure_record(pj, error))
