@@ -6,6 +6,9 @@ import multiprocessing
 import os
 import shutil
 import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
@@ -181,3 +184,28 @@ def test_kill_a_worker_midway_then_resume_gives_exactly_the_grid(tiny_model_dirs
     assert set(runs["spec_hash"]) == expected and runs["spec_hash"].is_unique and len(runs) == 42
     assert (runs["status"] == "completed").all() and runs["error"].isna().all()
     assert store.metrics().groupby("run_id").size().eq(1).all() and len(store.metrics()) == 42
+
+
+def test_a_killed_sweep_resumes_where_it_stopped(tiny_model_dirs, tmp_path):
+    """SIGKILL the whole `sparsebench sweep` (driver and workers) midway; the same command
+    again keeps what was stored and runs only the rest."""
+    grid = tmp_path / "grid.toml"
+    grid.write_text(f'models = ["{tiny_model_dirs["llama"]}"]\nmethods = ["magnitude", "random"]\n'
+                    'sparsities = [0.3, 0.5, 0.7]\nsuites = ["unit"]\n')
+    url = f"sqlite:///{tmp_path / 'r.db'}"
+    store = Store(url)
+    cmd = [sys.executable, "-c", "from sparsebench.cli import main; main()", "sweep", str(grid), "--db", url, "--workers", "2", "--no-progress"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 240
+    while len(store.runs()) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = store.runs()
+    assert 2 <= len(before) < 6 and (before["status"] == "completed").all()
+
+    summary = sweep(load_grid(grid), store, LocalExecutor(workers=2), echo=lambda s: None, progress=False)
+    assert summary.already == len(before) and len(summary.stored) == 6 - len(before)
+    after = store.runs()
+    assert len(after) == 6 and after["spec_hash"].is_unique
+    assert set(before["id"]) <= set(after["id"])  # what was stored before the kill is kept as it was
