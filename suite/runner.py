@@ -81,6 +81,16 @@ def plan(spec: RunSpec) -> Plan:
     return Plan(replace(spec, method=cls.name, sparsity=sparsity), method, suite, task_names, entry, sparsity)
 
 
+def spec_hash_for(p: Plan, model_revision: str, hardware: str | None) -> str:
+    """The hash a run of plan ``p`` is stored under (``hardware`` counts only when timing kernels)."""
+    spec = p.spec
+    return spec_hash(
+        method=spec.method, params=params_dict(p.method.params), model=p.model.name, model_revision=model_revision,
+        pattern=str(spec.pattern), sparsity=p.sparsity, suite=p.suite.name, suite_version=p.suite.version,
+        tasks=p.tasks, seed=spec.seed, kernels=spec.kernels, hardware=hardware,
+    )
+
+
 def _peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
@@ -102,11 +112,7 @@ def run(
     device = torch.device(spec.device)
     hardware = provenance.hardware_label(device)
     params = params_dict(p.method.params)
-    h = spec_hash(
-        method=spec.method, params=params, model=p.model.name, model_revision=weights.revision,
-        pattern=str(spec.pattern), sparsity=p.sparsity, suite=p.suite.name, suite_version=p.suite.version,
-        tasks=p.tasks, seed=spec.seed, kernels=spec.kernels, hardware=hardware,
-    )
+    h = spec_hash_for(p, weights.revision, hardware)
     if not force and (old := store.has_run(h)) is not None:
         echo(f"already stored as run {old.id} (spec {h[:12]}); use --force to run again")
         return RunResult(h, old.id, skipped=True)

@@ -3,26 +3,33 @@
 SQLite by default (``results/sparsebench.db``); any SQLAlchemy URL works. A run is written
 with its metric and timing rows in ONE transaction, so an interrupted run leaves nothing;
 the ``spec_hash`` is unique, so the same spec is stored once.
+
+Many writers are safe: SQLite runs in WAL mode with a busy timeout and writes are retried
+when the file is locked; a PostgreSQL URL (``postgresql+psycopg://...``) serves a shared
+database. A spec that failed is kept as one ``status="failed"`` row with its error; a later
+success replaces it, and a failure never replaces a success.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Iterable, Mapping
+import time
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event, inspect, select
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DatabaseError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from .errors import StoreError
 
 SCHEMA_VERSION = 1
 DEFAULT_DB = Path("results") / "sparsebench.db"
+WRITE_ATTEMPTS = 6  # a locked SQLite file (past its busy timeout) or a Postgres serialization failure
 
 
 def default_url() -> str:
@@ -125,7 +132,36 @@ def _sqlite_pragmas(engine: Engine) -> None:
         cur = dbapi_conn.cursor()
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA busy_timeout=30000")
+        cur.execute("PRAGMA journal_mode=WAL")  # readers never block the writer; ignored in memory
         cur.close()
+
+
+class DuplicateRunError(StoreError):
+    """A completed run with this spec hash is already stored (by this or another writer)."""
+
+    def __init__(self, spec_hash: str, run_id: int):
+        self.spec_hash, self.run_id = spec_hash, run_id
+        super().__init__(f"spec {spec_hash[:12]} is already stored as run {run_id}")
+
+
+def _retrying(write: Callable[[], int], url: str) -> int:
+    """Run one write transaction; retry with backoff while the database is locked or busy, and
+    once after a unique-key clash (another writer stored the spec first: the retry sees its row)."""
+    clashes = 0
+    for attempt in range(WRITE_ATTEMPTS):
+        try:
+            return write()
+        except IntegrityError as exc:
+            clashes += 1
+            if clashes > 1:
+                raise StoreError(f"cannot write to {url}: {getattr(exc, 'orig', exc)}") from None
+        except OperationalError as exc:
+            if attempt == WRITE_ATTEMPTS - 1:
+                raise StoreError(f"cannot write to {url}: {getattr(exc, 'orig', exc)}") from None
+            time.sleep(0.05 * 2**attempt)
+        except DatabaseError as exc:
+            raise StoreError(f"cannot write to {url}: {getattr(exc, 'orig', exc)}") from None
+    raise StoreError(f"cannot write to {url}: still locked after {WRITE_ATTEMPTS} attempts")
 
 
 class Store:
@@ -179,19 +215,39 @@ class Store:
             raise StoreError(f"cannot use database {self.url}: {msg}") from None
 
     # -- writing ------------------------------------------------------------------------
-    def has_run(self, spec_hash: str) -> Run | None:
+    def has_run(self, spec_hash: str, status: str | None = "completed") -> Run | None:
+        """The stored run of ``spec_hash`` with this status (``None``: any status), if there is one."""
+        stmt = select(Run).where(Run.spec_hash == spec_hash)
+        if status is not None:
+            stmt = stmt.where(Run.status == status)
         with Session(self.engine) as s:
-            return s.scalars(select(Run).where(Run.spec_hash == spec_hash)).first()
+            return s.scalars(stmt).first()
+
+    def statuses(self, spec_hashes: Iterable[str]) -> dict[str, str]:
+        """``{spec_hash: status}`` for those of ``spec_hashes`` that are stored."""
+        hashes, out = list(spec_hashes), {}
+        with Session(self.engine) as s:
+            for i in range(0, len(hashes), 500):
+                rows = s.execute(select(Run.spec_hash, Run.status).where(Run.spec_hash.in_(hashes[i:i + 500])))
+                out.update((h, st) for h, st in rows)
+        return out
 
     def write_run(self, run: Mapping[str, Any], metrics: Iterable[Mapping[str, Any]] = (), timings: Iterable[Mapping[str, Any]] = (), replace: bool = False) -> int:
-        """Insert one run with its metric and timing rows atomically; returns the run id."""
-        try:
+        """Insert one run with its metric and timing rows atomically; returns the run id.
+
+        A failed record of the same spec is replaced; a completed one is replaced only with
+        ``replace``, else :class:`DuplicateRunError` (also when another writer wins a race).
+        """
+        metrics, timings = list(metrics), list(timings)
+
+        def write() -> int:
             with Session(self.engine) as s, s.begin():
-                if replace:
-                    old = s.scalars(select(Run).where(Run.spec_hash == run["spec_hash"])).first()
-                    if old is not None:
-                        s.delete(old)
-                        s.flush()
+                old = s.scalars(select(Run).where(Run.spec_hash == run["spec_hash"])).first()
+                if old is not None:
+                    if old.status == "completed" and not replace:
+                        raise DuplicateRunError(old.spec_hash, old.id)
+                    s.delete(old)
+                    s.flush()
                 row = Run(**run)
                 row.metrics = [MetricRow(**m) for m in metrics]
                 now = run.get("created_at") or dt.datetime.now(dt.timezone.utc)
@@ -199,8 +255,31 @@ class Store:
                 s.add(row)
                 s.flush()
                 return row.id
-        except (DatabaseError, OperationalError) as exc:
-            raise StoreError(f"cannot write to {self.url}: {getattr(exc, 'orig', exc)}") from None
+
+        return _retrying(write, self.url)
+
+    def write_failure(self, run: Mapping[str, Any]) -> int:
+        """Record that a spec failed (``run`` holds the run columns and ``error``); returns the row id.
+
+        A completed run of the spec is left as it is; an earlier failure is replaced, and
+        ``provenance["attempts"]`` counts the failures.
+        """
+
+        def write() -> int:
+            with Session(self.engine) as s, s.begin():
+                old = s.scalars(select(Run).where(Run.spec_hash == run["spec_hash"])).first()
+                if old is not None and old.status == "completed":
+                    return old.id
+                attempts = 1 + (old.provenance.get("attempts", 1) if old is not None else 0)
+                if old is not None:
+                    s.delete(old)
+                    s.flush()
+                row = Run(**{**run, "status": "failed", "provenance": {**run.get("provenance", {}), "attempts": attempts}})
+                s.add(row)
+                s.flush()
+                return row.id
+
+        return _retrying(write, self.url)
 
     def write_timings(self, timings: Iterable[Mapping[str, Any]]) -> int:
         """Insert standalone timing rows (kernel microbenchmarks) in one transaction."""
@@ -239,9 +318,9 @@ class Store:
         with self.engine.connect() as conn:
             return pd.read_sql(stmt.order_by(TimingRow.id), conn)
 
-    def results(self, **filters: Any) -> pd.DataFrame:
-        """Runs joined with their metrics: one row per (run, task, metric)."""
-        runs = self.runs(**filters)
+    def results(self, status: str | None = "completed", **filters: Any) -> pd.DataFrame:
+        """Runs joined with their metrics: one row per (run, task, metric); completed runs unless ``status``."""
+        runs = self.runs(status=status, **filters)
         if runs.empty:
             return runs
         m = self.metrics(runs["id"].tolist())

@@ -63,3 +63,12 @@ suites.register("paper", Suite(
     ("wikitext2",),
     {"wikitext2": {"seqlen": 2048}},
 ))
+
+# Tiny calibration and evaluation: the same code paths in seconds, for tests, smoke checks and
+# sweeps whose worker processes must see the suite too (so it lives here, not in a conftest).
+suites.register("unit", Suite(
+    "unit", "1", "tiny calibration and evaluation for tests and smoke checks (not a benchmark)",
+    CalibrationSpec("lambada-text", nsamples=4, seqlen=64, seed=0),
+    ("lambada-ppl",),
+    {"lambada-ppl": {"seqlen": 64, "max_windows": 2}, "wikitext2": {"seqlen": 64, "max_windows": 2}},
+))

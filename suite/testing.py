@@ -16,18 +16,10 @@ UNIT_SUITE = "unit"
 
 
 def register_unit_suite() -> None:
-    """Register the ``unit`` suite (tiny calibration and evaluation, same code paths as the real ones)."""
-    from .calibration_data import CalibrationSpec
-    from .suites import Suite, suites
+    """Make sure the ``unit`` suite (defined in :mod:`sparsebench.suites`) is registered."""
+    from .suites import suites
 
-    if UNIT_SUITE in suites:
-        return
-    suites.register(UNIT_SUITE, Suite(
-        UNIT_SUITE, "1", "tiny calibration and evaluation for unit tests",
-        CalibrationSpec("lambada-text", nsamples=4, seqlen=64, seed=0),
-        ("lambada-ppl",),
-        {"lambada-ppl": {"seqlen": 64, "max_windows": 2}, "wikitext2": {"seqlen": 64, "max_windows": 2}},
-    ))
+    suites.canonical(UNIT_SUITE)
 
 
 def tiny_config(family: str):
