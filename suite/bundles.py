@@ -356,7 +356,7 @@ def import_bundles(store: Store, paths: Sequence[Path], max_bytes: int = DEFAULT
     hashes = [r[0]["spec_hash"] for r in runs]
     n_runs = n_skip = n_t = n_tskip = 0
     try:
-        with Session(store.engine) as s, s.begin():
+        with Session(store.write_engine) as s, s.begin():
             stored = set(s.scalars(select(Run.spec_hash).where(Run.spec_hash.in_(hashes)))) if hashes else set()
             existing = {timing_key(_row_dict(t, {"id", "run_id"}))
                         for t in s.scalars(select(TimingRow).where(TimingRow.run_id.is_(None)))}

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event, inspect, select
+from sqlalchemy import JSON, delete, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event, inspect, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
@@ -136,6 +136,19 @@ def _sqlite_pragmas(engine: Engine) -> None:
         cur.close()
 
 
+def _sqlite_immediate_writes(engine: Engine) -> None:
+    """Writes take the write lock when they begin (``BEGIN IMMEDIATE``), so a read-then-write
+    transaction (look up the spec's old row, replace it) cannot race another writer."""
+
+    @event.listens_for(engine, "connect")
+    def _no_implicit_begin(dbapi_conn, _record):  # noqa: ANN001
+        dbapi_conn.isolation_level = None  # let SQLAlchemy's "begin" event emit BEGIN
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(conn):  # noqa: ANN001
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 class DuplicateRunError(StoreError):
     """A completed run with this spec hash is already stored (by this or another writer)."""
 
@@ -146,14 +159,15 @@ class DuplicateRunError(StoreError):
 
 def _retrying(write: Callable[[], int], url: str) -> int:
     """Run one write transaction; retry with backoff while the database is locked or busy, and
-    once after a unique-key clash (another writer stored the spec first: the retry sees its row)."""
+    after a unique-key clash (another writer stored the spec first: the retry sees its row;
+    with several writers replacing one failed row, a writer can lose that race more than once)."""
     clashes = 0
     for attempt in range(WRITE_ATTEMPTS):
         try:
             return write()
         except IntegrityError as exc:
             clashes += 1
-            if clashes > 1:
+            if clashes >= WRITE_ATTEMPTS:
                 raise StoreError(f"cannot write to {url}: {getattr(exc, 'orig', exc)}") from None
         except OperationalError as exc:
             if attempt == WRITE_ATTEMPTS - 1:
@@ -182,8 +196,13 @@ class Store:
             self.engine = create_engine(self.url)
         except (SQLAlchemyError, ImportError, ValueError) as exc:
             raise StoreError(f"cannot open database {self.url!r}: {exc}") from None
+        self.write_engine = self.engine
         if self.engine.dialect.name == "sqlite":
             _sqlite_pragmas(self.engine)
+            if self.url != "sqlite:///:memory:":
+                self.write_engine = create_engine(self.url)
+                _sqlite_pragmas(self.write_engine)
+                _sqlite_immediate_writes(self.write_engine)
         self._check_schema(create)
 
     def _check_schema(self, create: bool) -> None:
@@ -241,13 +260,12 @@ class Store:
         metrics, timings = list(metrics), list(timings)
 
         def write() -> int:
-            with Session(self.engine) as s, s.begin():
-                old = s.scalars(select(Run).where(Run.spec_hash == run["spec_hash"])).first()
+            with Session(self.write_engine) as s, s.begin():
+                old = s.scalars(select(Run).where(Run.spec_hash == run["spec_hash"]).with_for_update()).first()
                 if old is not None:
                     if old.status == "completed" and not replace:
                         raise DuplicateRunError(old.spec_hash, old.id)
-                    s.delete(old)
-                    s.flush()
+                    s.execute(delete(Run).where(Run.id == old.id))  # metrics/timings go by ON DELETE CASCADE
                 row = Run(**run)
                 row.metrics = [MetricRow(**m) for m in metrics]
                 now = run.get("created_at") or dt.datetime.now(dt.timezone.utc)
@@ -266,14 +284,13 @@ class Store:
         """
 
         def write() -> int:
-            with Session(self.engine) as s, s.begin():
-                old = s.scalars(select(Run).where(Run.spec_hash == run["spec_hash"])).first()
+            with Session(self.write_engine) as s, s.begin():
+                old = s.scalars(select(Run).where(Run.spec_hash == run["spec_hash"]).with_for_update()).first()
                 if old is not None and old.status == "completed":
                     return old.id
                 attempts = 1 + (old.provenance.get("attempts", 1) if old is not None else 0)
                 if old is not None:
-                    s.delete(old)
-                    s.flush()
+                    s.execute(delete(Run).where(Run.id == old.id))  # metrics/timings go by ON DELETE CASCADE
                 row = Run(**{**run, "status": "failed", "provenance": {**run.get("provenance", {}), "attempts": attempts}})
                 s.add(row)
                 s.flush()
@@ -285,7 +302,7 @@ class Store:
         """Insert standalone timing rows (kernel microbenchmarks) in one transaction."""
         now = dt.datetime.now(dt.timezone.utc)
         rows = [TimingRow(created_at=t.get("created_at", now), **{k: v for k, v in t.items() if k != "created_at"}) for t in timings]
-        with Session(self.engine) as s, s.begin():
+        with Session(self.write_engine) as s, s.begin():
             s.add_all(rows)
         return len(rows)
 
