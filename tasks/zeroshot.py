@@ -21,6 +21,7 @@ num_fewshot, batch size, lm-eval version, task version and config hash.
 from __future__ import annotations
 
 import hashlib
+import os
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -62,8 +63,6 @@ class PreparedTask:
 
 
 def _hub_disabled() -> bool:
-    import os
-
     return any(os.environ.get(v, "0") not in ("", "0", "false", "False") for v in _OFFLINE_ENV)
 
 

@@ -140,6 +140,24 @@ def test_missing_split_offline_is_one_clear_error(monkeypatch, tmp_path):
         task.prepare()
 
 
+def test_no_local_copy_falls_back_to_lm_evals_hub_task(monkeypatch, tmp_path):
+    import datasets
+
+    monkeypatch.setenv("SPARSEBENCH_DATA_DIR", str(tmp_path))
+    monkeypatch.delenv("HF_HUB_OFFLINE")
+    monkeypatch.delenv("HF_DATASETS_OFFLINE")
+    asked = []
+
+    def unreachable(path=None, name=None, **kw):
+        asked.append((path, name))
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(datasets, "load_dataset", unreachable)
+    with pytest.raises(DataNotFoundError, match="hub download failed too"):
+        tasks.get("openbookqa").from_mapping({}).prepare()
+    assert asked == [("allenai/openbookqa", "main")]  # lm-eval's own standard dataset
+
+
 def _tiny_loaded(path):
     from sparsebench.models import load_model, resolve_model
 
