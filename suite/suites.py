@@ -44,23 +44,34 @@ suites: Registry[Suite] = Registry("suite")
 
 _QUICK_PPL = {"seqlen": 2048, "max_windows": 4}
 
+# Zero-shot subsets of the quick suite: fixed random documents (seed 0) of the validation
+# splits shipped offline; n is small because SmolLM2-135M scores ~45 lm-eval tokens/s on a
+# loaded 2-core CPU (HellaSwag's 4 long endings cost ~9 s per document there).
+_QUICK_ZEROSHOT = {
+    "arc_easy": {"limit": 100, "split": "validation", "seed": 0},
+    "piqa": {"limit": 100, "seed": 0},
+    "hellaswag": {"limit": 50, "seed": 0},
+}
+
 suites.register("quick", Suite(
     "quick",
-    "1",
+    "2",
     "Offline in minutes on a laptop CPU: 32x512 LAMBADA-text calibration; perplexity on the "
-    "first 4 windows of 2048 tokens (LAMBADA text by default; WikiText-2 with --task wikitext2).",
+    "first 4 windows of 2048 tokens (LAMBADA text by default; WikiText-2 with --task wikitext2); "
+    "0-shot lm-eval accuracy on fixed seeded subsets: 100 ARC-Easy (validation), 100 PIQA, 50 HellaSwag.",
     CalibrationSpec("lambada-text", nsamples=32, seqlen=512, seed=0),
-    ("lambada-ppl",),
-    {"lambada-ppl": _QUICK_PPL, "wikitext2": _QUICK_PPL},
+    ("lambada-ppl", "arc_easy", "piqa", "hellaswag"),
+    {"lambada-ppl": _QUICK_PPL, "wikitext2": _QUICK_PPL, **_QUICK_ZEROSHOT},
 ))
 
 suites.register("paper", Suite(
     "paper",
-    "1",
+    "2",
     "The literature protocol (Wanda, SparseGPT): 128x2048 C4 calibration, seed 0; full WikiText-2 "
-    "test perplexity at seqlen 2048.",
+    "test perplexity at seqlen 2048; 0-shot lm-eval accuracy on the full standard splits of BoolQ, "
+    "RTE, HellaSwag, WinoGrande, ARC-Easy, ARC-Challenge, OpenBookQA and PIQA.",
     CalibrationSpec("c4-train", nsamples=128, seqlen=2048, seed=0),
-    ("wikitext2",),
+    ("wikitext2", "boolq", "rte", "hellaswag", "winogrande", "arc_easy", "arc_challenge", "openbookqa", "piqa"),
     {"wikitext2": {"seqlen": 2048}},
 ))
 

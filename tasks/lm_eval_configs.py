@@ -1,0 +1,132 @@
+"""lm-eval task configs for the zero-shot tasks: the standard one, and the same one pointed at local data.
+
+The offline config is lm-eval's own standard config (its YAML, ``!function`` helpers such as
+HellaSwag's ``process_docs`` and Winogrande's ``doc_to_text``/``doc_to_choice``, choices and
+metrics, all loaded by lm-eval's own YAML loader) with exactly three kinds of change:
+
+* ``custom_dataset``: a reader of the resolved local ``save_to_disk`` folder instead of
+  ``datasets.load_dataset`` from the hub;
+* the split keys: the local folder holds one split, so ``training_split`` is dropped and the
+  evaluated split sits under the key lm-eval would evaluate it from;
+* nothing else. ``tests/test_zeroshot.py`` checks that both configs give the same prompts and
+  targets for the same documents.
+
+Nothing here scores anything: scoring is lm-eval's evaluator on lm-eval's HFLM.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from sparsebench.errors import SparsebenchError
+from sparsebench.zeroshot_assets import HF_DISK, HF_DISK_GOOGLE_BOOLQ, ZEROSHOT_DATA
+
+_STRUCTURAL_KEYS = ("tag", "group", "task_list")  # lm-eval's factory drops these too
+
+
+@lru_cache(maxsize=1)
+def task_manager():
+    """lm-eval's task index (built once per process; it scans lm-eval's task folders)."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager()
+
+
+def standard_config(task: str) -> dict[str, Any]:
+    """lm-eval's standard config of ``task``, loaded from its YAML by lm-eval's own loader."""
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    entry = task_manager().task_index.get(task)
+    if entry is None or entry.yaml_path is None:
+        raise SparsebenchError(f"lm-eval has no YAML task {task!r}")
+    cfg = load_yaml(entry.yaml_path, resolve_func=True)
+    for key in _STRUCTURAL_KEYS:
+        cfg.pop(key, None)
+    return cfg
+
+
+def config_sha256(cfg: dict[str, Any]) -> str:
+    """A stable hash of a config: functions count by their source code, not their address."""
+
+    def encode(obj: Any) -> str:
+        if callable(obj):
+            try:
+                return inspect.getsource(obj)
+            except (OSError, TypeError):
+                return repr(obj)
+        return str(obj)
+
+    canon = {k: v for k, v in cfg.items() if k != "custom_dataset"}
+    return hashlib.sha256(json.dumps(canon, sort_keys=True, default=encode).encode()).hexdigest()
+
+
+def _google_boolq_to_super_glue(doc: dict[str, Any], idx: int) -> dict[str, Any]:
+    """google/boolq rows (answer: bool) in super_glue/boolq's schema (label: 0=False, 1=True)."""
+    return {"question": doc["question"], "passage": doc["passage"], "idx": idx, "label": int(bool(doc["answer"]))}
+
+
+def read_split(path: Path, fmt: str):
+    """A ``datasets.Dataset`` in lm-eval's schema from a local ``save_to_disk`` folder."""
+    import datasets
+
+    ds = datasets.load_from_disk(str(path))
+    if isinstance(ds, datasets.DatasetDict):
+        raise SparsebenchError(f"{path} holds several splits ({', '.join(ds)}); point the asset at one split's folder")
+    if fmt == HF_DISK:
+        return ds
+    if fmt == HF_DISK_GOOGLE_BOOLQ:
+        return ds.map(_google_boolq_to_super_glue, with_indices=True, remove_columns=ds.column_names)
+    raise SparsebenchError(f"unknown zero-shot dataset format {fmt!r} for {path}")
+
+
+@dataclass(frozen=True)
+class LocalSplit:
+    """lm-eval ``custom_dataset`` callable: one split read from a local folder."""
+
+    path: str
+    fmt: str
+    split: str
+
+    def __call__(self, **_metadata: Any):
+        import datasets
+
+        return datasets.DatasetDict({self.split: read_split(Path(self.path), self.fmt)})
+
+
+def _split_keys(std: dict[str, Any], split: str, keep_training: bool) -> dict[str, Any]:
+    """Split keys so that lm-eval evaluates ``split`` (test_split wins over validation_split)."""
+    as_test = std.get("test_split") == split
+    return {
+        "training_split": std.get("training_split") if keep_training else None,
+        "validation_split": None if as_test else split,
+        "test_split": split if as_test else None,
+    }
+
+
+def offline_config(task: str, split: str, path: Path, fmt: str) -> dict[str, Any]:
+    """lm-eval's standard config of ``task``, reading ``split`` from the local folder ``path``."""
+    cfg = standard_config(task)
+    cfg.update(_split_keys(cfg, split, keep_training=False))
+    cfg["custom_dataset"] = LocalSplit(str(path), fmt, split)
+    return cfg
+
+
+def online_config(task: str, split: str) -> dict[str, Any]:
+    """lm-eval's standard config (hub download); only the evaluated split may be changed."""
+    cfg = standard_config(task)
+    if split != ZEROSHOT_DATA[task].standard_split:
+        cfg.update(_split_keys(cfg, split, keep_training=True))
+    return cfg
+
+
+def build_task(cfg: dict[str, Any]):
+    """An lm-eval ``ConfigurableTask`` from a config dict (this loads its dataset)."""
+    from lm_eval.api.task import ConfigurableTask
+
+    return ConfigurableTask(config=cfg)

