@@ -15,9 +15,10 @@ model's own configuration. Only PIL and torch are used (no torchvision).
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -95,8 +96,9 @@ class HFImageProcessor:
 
     def describe(self) -> dict[str, Any]:
         keys = ("size", "crop_size", "crop_pct", "resample", "image_mean", "image_std", "do_center_crop", "do_resize")
-        d = {k: getattr(self.processor, k, None) for k in keys}
-        return {"kind": type(self.processor).__name__, **{k: (dict(v) if hasattr(v, "keys") else v) for k, v in d.items()}}
+        d = {"kind": type(self.processor).__name__, **{k: getattr(self.processor, k, None) for k in keys}}
+        # plain JSON (size dicts are dataclasses in transformers 5, enums print as their names)
+        return json.loads(json.dumps(d, default=lambda o: asdict(o) if is_dataclass(o) else str(o)))
 
 
 def _is_image(p: Path) -> bool:

@@ -74,4 +74,4 @@ def load_image_classifier(entry: ModelEntry, found: Resolved, device: torch.devi
         raise SparsebenchError(f"cannot load an image classifier from format {found.fmt!r}")
     model, processor = build(found)
     model = model.to(device=device, dtype=dtype)
-    return LoadedModel(entry, model, processor, found.revision, found.source.describe(), ModelAdapter(include_conv=True), device)
+    return LoadedModel(entry, model, processor, found.revision, found.source.describe(), ModelAdapter(include_conv=entry.include_conv), device)
