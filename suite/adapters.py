@@ -6,6 +6,11 @@ identical modules (decoder layers, encoder layers, stages); the *prunable layers
 ``nn.Linear`` (and GPT-2 ``Conv1D``, optionally ``nn.Conv2d``) modules inside blocks.
 Embeddings and the LM head live outside the blocks and are therefore never pruned by
 default, as in the literature. No other module knows a model's attribute names.
+
+Vision: with ``include_conv`` the ``nn.Conv2d`` layers inside blocks are prunable too, except
+grouped / depthwise convolutions (``groups > 1``), whose ``[out, in/groups * kh * kw]``
+weights are tiny and left dense by default. Stems, heads and classifiers sit outside the
+blocks and stay dense, the usual "first and last layer dense" convention.
 """
 
 from __future__ import annotations
@@ -96,15 +101,33 @@ class ModelAdapter:
             raise SparsebenchError(f"cannot find repeated blocks with prunable layers in {type(model).__name__}")
         return best
 
+    def block_lists(self, model: nn.Module) -> list[tuple[str, nn.ModuleList]]:
+        """Every ModuleList of the same block class as :meth:`block_list`'s, in module order.
+
+        Staged backbones (ConvNeXt, Swin, some EfficientNets) keep one ModuleList of blocks
+        per stage; their blocks are the concatenation of those lists. Models with a single
+        list (decoder LMs, BERT, ViT, EfficientNet-Lite) get exactly that list.
+        """
+        _, longest = self.block_list(model)
+        cls = type(longest[0])
+        out: list[tuple[str, nn.ModuleList]] = []
+        for name, mod in model.named_modules():
+            if not isinstance(mod, nn.ModuleList) or len(mod) < 1 or any(type(c) is not cls for c in mod):
+                continue
+            if any(name.startswith(f"{prev}.") for prev, _ in out):
+                continue  # nested inside a list already taken
+            out.append((name, mod))
+        return out
+
     def blocks(self, model: nn.Module) -> list[Block]:
-        prefix, modlist = self.block_list(model)
-        out = []
-        for i, block in enumerate(modlist):
-            bname = f"{prefix}.{i}" if prefix else str(i)
-            layers = tuple(
-                PrunableLayer(f"{bname}.{n}", m) for n, m in block.named_modules() if n and self._prunable(m)
-            )
-            out.append(Block(i, bname, block, layers))
+        out: list[Block] = []
+        for prefix, modlist in self.block_lists(model):
+            for i, block in enumerate(modlist):
+                bname = f"{prefix}.{i}" if prefix else str(i)
+                layers = tuple(
+                    PrunableLayer(f"{bname}.{n}", m) for n, m in block.named_modules() if n and self._prunable(m)
+                )
+                out.append(Block(len(out), bname, block, layers))
         return out
 
     def prunable_layers(self, model: nn.Module) -> list[PrunableLayer]:

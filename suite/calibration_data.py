@@ -34,7 +34,15 @@ class CalibrationSpec:
 
 
 def sample_calibration(spec: CalibrationSpec, tokenizer, max_context: int | None = None) -> torch.Tensor:
-    """``[nsamples, seqlen]`` token ids drawn reproducibly from ``spec.dataset``."""
+    """``[nsamples, seqlen]`` token ids drawn reproducibly from ``spec.dataset``.
+
+    For an image asset (``imagenet-samples``…) ``tokenizer`` is the model's image processor
+    and the result is ``[nsamples, 3, H, W]`` pixel values (``seqlen`` is unused).
+    """
+    from .images import is_image_asset, sample_image_batch
+
+    if is_image_asset(spec.dataset):
+        return sample_image_batch(spec.dataset, spec.nsamples, spec.seed, tokenizer)
     seqlen = min(spec.seqlen, max_context) if max_context else spec.seqlen
     docs, found = load_documents(spec.dataset)
     join = datasets.get(found.asset).calibration_join

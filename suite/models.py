@@ -110,7 +110,8 @@ def _local_entry(path: Path) -> ModelEntry:
     elif any(a.endswith("ForImageClassification") for a in archs):
         kind = "image-classification"
     src = Source("data-dir", str(path), "hf-folder")
-    return ModelEntry(f"local:{path.resolve()}", kind, Asset(str(path), "local folder", (src,)), family="local")
+    return ModelEntry(f"local:{path.resolve()}", kind, Asset(str(path), "local folder", (src,)), family="local",
+                      include_conv=kind == "image-classification")
 
 
 def resolve_model(name: str) -> ModelEntry:

