@@ -45,7 +45,8 @@ def _rows(db):
 def test_killed_run_leaves_the_database_valid(tmp_path):
     """SIGINT and SIGKILL during evaluation store nothing; the next run completes."""
     db = tmp_path / "r.db"
-    cmd = [sys.executable, "-m", "sparsebench.cli", "run", "--db", f"sqlite:///{db}", "--model", "llama", "--no-progress"]
+    cmd = [sys.executable, "-m", "sparsebench.cli", "run", "--db", f"sqlite:///{db}", "--model", "llama", "--task", "lambada-ppl",
+           "--no-progress"]
     # a first completed run, so the database exists and holds data when the next ones are killed
     subprocess.run([*cmd, "--method", "dense"], check=True, capture_output=True)
     assert _rows(db) == 1
