@@ -41,11 +41,7 @@ def sample_calibration(spec: CalibrationSpec, tokenizer, max_context: int | None
     long_docs = [i for i, d in enumerate(docs) if len(d) > seqlen]
     if len(docs) == 1 or not long_docs:
         # one long text (WikiText-2) or short documents (LAMBADA): windows of the joined stream
-        ids = tokenizer("\n\n".join(docs), return_tensors="pt").input_ids[0]
-        if ids.numel() <= seqlen:
-            raise InvalidSpecError(f"{spec.dataset} has {ids.numel()} tokens, fewer than seqlen {seqlen}")
-        starts = [rng.randint(0, ids.numel() - seqlen - 1) for _ in range(spec.nsamples)]
-        return torch.stack([ids[s : s + seqlen] for s in starts])
+        return _joined_windows(spec, docs, tokenizer, seqlen, rng)
     samples: list[torch.Tensor] = []
     for _draw in range(100 * spec.nsamples):  # the reference repos' loop: redraw until a document fits
         if len(samples) == spec.nsamples:
@@ -55,5 +51,15 @@ def sample_calibration(spec: CalibrationSpec, tokenizer, max_context: int | None
             s = rng.randint(0, ids.numel() - seqlen - 1)
             samples.append(ids[s : s + seqlen])
     if len(samples) < spec.nsamples:
-        raise InvalidSpecError(f"{spec.dataset}: too few documents longer than {seqlen} tokens")
+        # documents longer than seqlen characters but rarely seqlen tokens (LAMBADA at 512):
+        # fall back to windows of the joined stream, from a fresh generator (still reproducible)
+        return _joined_windows(spec, docs, tokenizer, seqlen, random.Random(spec.seed))
     return torch.stack(samples)
+
+
+def _joined_windows(spec: CalibrationSpec, docs, tokenizer, seqlen: int, rng: random.Random) -> torch.Tensor:
+    ids = tokenizer("\n\n".join(docs), return_tensors="pt").input_ids[0]
+    if ids.numel() <= seqlen:
+        raise InvalidSpecError(f"{spec.dataset} has {ids.numel()} tokens, fewer than seqlen {seqlen}")
+    starts = [rng.randint(0, ids.numel() - seqlen - 1) for _ in range(spec.nsamples)]
+    return torch.stack([ids[s : s + seqlen] for s in starts])
