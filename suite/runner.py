@@ -81,6 +81,11 @@ def plan(spec: RunSpec) -> Plan:
     return Plan(replace(spec, method=cls.name, sparsity=sparsity), method, suite, task_names, entry, sparsity)
 
 
+def _calibration(p: Plan, seed: int):
+    """The suite's calibration spec, sampled with the run's seed (``--seed``), for methods that calibrate."""
+    return replace(p.suite.calibration, seed=seed) if p.method.meta.needs_calibration else None
+
+
 def _peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
@@ -118,7 +123,7 @@ def run(
     targeted = [layer.name for layer in adapter.prunable_layers(loaded.model)]
     before = fingerprint(dict(adapter.iter_untargeted(loaded.model)))
 
-    ctx = PruneContext(loaded, spec.pattern, p.sparsity, spec.seed, p.suite.calibration if p.method.meta.needs_calibration else None, progress)
+    ctx = PruneContext(loaded, spec.pattern, p.sparsity, spec.seed, _calibration(p, spec.seed), progress)
     echo(f"pruning with {spec.method} to {p.sparsity:.0%} {spec.pattern} ...")
     t0 = time.perf_counter()
     masks = p.method.prune(ctx)
@@ -174,5 +179,5 @@ def load_and_prune(spec: RunSpec) -> tuple[Plan, LoadedModel, Any]:
     """Load and prune without evaluating or storing (for tools that need the pruned model)."""
     p = plan(spec)
     loaded = load_model(p.model, p.spec.device)
-    ctx = PruneContext(loaded, p.spec.pattern, p.sparsity, p.spec.seed, p.suite.calibration if p.method.meta.needs_calibration else None, False)
+    ctx = PruneContext(loaded, p.spec.pattern, p.sparsity, p.spec.seed, _calibration(p, p.spec.seed), False)
     return p, loaded, p.method.prune(ctx)
