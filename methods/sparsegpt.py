@@ -103,7 +103,7 @@ def sparsegpt_reconstruct(
             col = w1[:, j]
             q = torch.where(p1[:, j], torch.zeros_like(col), col)
             e = (col - q) / d[j]
-            w1[:, j:] -= e.unsqueeze(1) * u1[j, j:].unsqueeze(0)
+            w1[:, j:].addr_(e, u1[j, j:], alpha=-1.0)  # rank-1 OBS update of the block's remaining columns
             w1[:, j] = q
             err[:, j] = e
         w[:, i1:i2] = w1
