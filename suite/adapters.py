@@ -46,6 +46,14 @@ class PrunableLayer:
             return w.flatten(1)
         return w
 
+    def as_matrix(self, t: torch.Tensor) -> torch.Tensor:
+        """A tensor shaped like the module's weight (e.g. its gradient) seen as ``[out, in]``."""
+        if _is_conv1d(self.module):
+            return t.t()
+        if t.dim() > 2:
+            return t.flatten(1)
+        return t
+
     @property
     def shape(self) -> tuple[int, int]:
         return tuple(self.weight.shape)  # type: ignore[return-value]

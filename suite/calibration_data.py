@@ -51,11 +51,9 @@ def sample_calibration(spec: CalibrationSpec, tokenizer, max_context: int | None
     long_docs = [i for i, d in enumerate(docs) if len(d) > seqlen]
     if join is not None or not long_docs:
         # a corpus of rows (WikiText-2) or of short documents (LAMBADA): windows of the joined stream
-        ids = tokenizer(("\n\n" if join is None else join).join(docs), return_tensors="pt").input_ids[0]
-        if ids.numel() <= seqlen:
-            raise InvalidSpecError(f"{spec.dataset} has {ids.numel()} tokens, fewer than seqlen {seqlen}")
-        starts = [rng.randint(0, ids.numel() - seqlen - 1) for _ in range(spec.nsamples)]
-        return torch.stack([ids[s : s + seqlen] for s in starts])
+        return _joined_windows(spec, docs, tokenizer, seqlen, rng, "
+
+" if join is None else join)
     samples: list[torch.Tensor] = []
     for _draw in range(100 * spec.nsamples):  # the reference repos' loop: redraw until a document fits
         if len(samples) == spec.nsamples:
@@ -65,5 +63,15 @@ def sample_calibration(spec: CalibrationSpec, tokenizer, max_context: int | None
             s = rng.randint(0, ids.numel() - seqlen - 1)
             samples.append(ids[s : s + seqlen])
     if len(samples) < spec.nsamples:
-        raise InvalidSpecError(f"{spec.dataset}: too few documents longer than {seqlen} tokens")
+        # documents longer than seqlen characters but rarely seqlen tokens (LAMBADA at 512):
+        # fall back to windows of the joined stream, from a fresh generator (still reproducible)
+        return _joined_windows(spec, docs, tokenizer, seqlen, random.Random(spec.seed), "\n\n")
     return torch.stack(samples)
+
+
+def _joined_windows(spec: CalibrationSpec, docs, tokenizer, seqlen: int, rng: random.Random, join: str) -> torch.Tensor:
+    ids = tokenizer(join.join(docs), return_tensors="pt").input_ids[0]
+    if ids.numel() <= seqlen:
+        raise InvalidSpecError(f"{spec.dataset} has {ids.numel()} tokens, fewer than seqlen {seqlen}")
+    starts = [rng.randint(0, ids.numel() - seqlen - 1) for _ in range(spec.nsamples)]
+    return torch.stack([ids[s : s + seqlen] for s in starts])

@@ -17,6 +17,7 @@ def _methods() -> pd.DataFrame:
             "method": name,
             "summary": m.summary,
             "paper": f"{m.citation} {m.paper or ''}".strip() or "-",
+            "one-shot": "yes" if m.one_shot else "no",
             "calibration": "yes" if m.needs_calibration else "no",
             "gradients": "yes" if m.needs_gradients else "no",
             "updates weights": "yes" if m.updates_weights else "no",

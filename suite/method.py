@@ -59,6 +59,9 @@ class PruneContext:
     calibration: CalibrationSpec | None
     progress: bool = True
     layer_sparsity: Mapping[str, float] = field(default_factory=dict)  # per-layer overrides (OWL)
+    # where the calibration driver computes; None = where the model is. A CUDA device while the
+    # model stays on the CPU moves one block at a time to it (offload, for models larger than it)
+    compute_device: torch.device | None = None
 
     @property
     def device(self) -> torch.device:
@@ -141,15 +144,21 @@ class ScoreMethod(Method):
     """A method defined by an importance score per weight (higher = keep).
 
     Without calibration, each layer is scored and masked in turn. With
-    ``meta.needs_calibration``, the shared block-by-block calibration driver calls
-    :meth:`observe` with each prunable layer's inputs before :meth:`score`. While
-    :meth:`prune` runs, ``self.ctx`` is the run's :class:`PruneContext`.
+    ``meta.needs_calibration``, the shared block-by-block calibration driver
+    (:mod:`sparsebench.calibration`) calls :meth:`observe` with each prunable layer's
+    inputs, then :meth:`prune_layer` for every layer of the block, then :meth:`release`.
+    With ``meta.needs_gradients`` it first calls :meth:`observe_gradient` once per
+    calibration sequence. While :meth:`prune` runs, ``self.ctx`` is the run's
+    :class:`PruneContext`.
     """
 
     ctx: PruneContext
 
     def observe(self, layer: PrunableLayer, x: torch.Tensor) -> None:
-        """Accumulate statistics from one batch of ``layer``'s inputs (``[..., in]``)."""
+        """Accumulate statistics from one calibration sequence's inputs to ``layer`` (``[..., in]``)."""
+
+    def observe_gradient(self, layer: PrunableLayer, grad: torch.Tensor) -> None:
+        """Accumulate one sequence's gradient of the LM loss w.r.t. ``layer``'s weight (``[out, in]``)."""
 
     @abstractmethod
     def score(self, layer: PrunableLayer) -> torch.Tensor:
@@ -157,6 +166,20 @@ class ScoreMethod(Method):
 
     def select(self, ctx: PruneContext, layer: PrunableLayer, scores: torch.Tensor) -> torch.Tensor:
         return select_mask(scores, ctx.pattern, ctx.sparsity_for(layer), self.meta.mask_group)
+
+    def prune_layer(self, ctx: PruneContext, layer: PrunableLayer) -> torch.Tensor:
+        """Choose and apply ``layer``'s mask (True = kept); return it.
+
+        The default is score → :meth:`select` → zero the rest. Methods that also change
+        the surviving weights (SparseGPT's reconstruction) or refine a mask (DSnoT)
+        override this one step; the driver around it stays the same.
+        """
+        mask = self.select(ctx, layer, self.score(layer))
+        layer.apply_mask(mask)
+        return mask
+
+    def release(self, layer: PrunableLayer) -> None:
+        """Drop the statistics kept for ``layer`` (called once it is pruned)."""
 
     def prune(self, ctx: PruneContext) -> Masks:
         self.check_pattern(ctx.pattern)
@@ -181,9 +204,7 @@ class ScoreMethod(Method):
         masks = {}
         with torch.no_grad():
             for layer in _progress(layers, ctx.progress, f"{self.name}: pruning"):
-                mask = self.select(ctx, layer, self.score(layer))
-                layer.apply_mask(mask)
-                masks[layer.name] = mask.cpu()
+                masks[layer.name] = self.prune_layer(ctx, layer).cpu()
         return masks
 
 

@@ -91,6 +91,11 @@ def spec_hash_for(p: Plan, model_revision: str, hardware: str | None) -> str:
     )
 
 
+def _calibration(p: Plan, seed: int):
+    """The suite's calibration spec, sampled with the run's seed (``--seed``), for methods that calibrate."""
+    return replace(p.suite.calibration, seed=seed) if p.method.meta.needs_calibration else None
+
+
 def _peak_memory_mb(device: torch.device) -> float:
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**20
@@ -124,7 +129,7 @@ def run(
     targeted = [layer.name for layer in adapter.prunable_layers(loaded.model)]
     before = fingerprint(dict(adapter.iter_untargeted(loaded.model)))
 
-    ctx = PruneContext(loaded, spec.pattern, p.sparsity, spec.seed, p.suite.calibration if p.method.meta.needs_calibration else None, progress)
+    ctx = PruneContext(loaded, spec.pattern, p.sparsity, spec.seed, _calibration(p, spec.seed), progress)
     echo(f"pruning with {spec.method} to {p.sparsity:.0%} {spec.pattern} ...")
     t0 = time.perf_counter()
     masks = p.method.prune(ctx)
@@ -180,5 +185,5 @@ def load_and_prune(spec: RunSpec) -> tuple[Plan, LoadedModel, Any]:
     """Load and prune without evaluating or storing (for tools that need the pruned model)."""
     p = plan(spec)
     loaded = load_model(p.model, p.spec.device)
-    ctx = PruneContext(loaded, p.spec.pattern, p.sparsity, p.spec.seed, p.suite.calibration if p.method.meta.needs_calibration else None, False)
+    ctx = PruneContext(loaded, p.spec.pattern, p.sparsity, p.spec.seed, _calibration(p, p.spec.seed), False)
     return p, loaded, p.method.prune(ctx)
