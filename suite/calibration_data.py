@@ -51,9 +51,7 @@ def sample_calibration(spec: CalibrationSpec, tokenizer, max_context: int | None
     long_docs = [i for i, d in enumerate(docs) if len(d) > seqlen]
     if join is not None or not long_docs:
         # a corpus of rows (WikiText-2) or of short documents (LAMBADA): windows of the joined stream
-        return _joined_windows(spec, docs, tokenizer, seqlen, rng, "
-
-" if join is None else join)
+        return _joined_windows(spec, docs, tokenizer, seqlen, rng, "\n\n" if join is None else join)
     samples: list[torch.Tensor] = []
     for _draw in range(100 * spec.nsamples):  # the reference repos' loop: redraw until a document fits
         if len(samples) == spec.nsamples:
