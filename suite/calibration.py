@@ -134,6 +134,8 @@ def capture_block_inputs(ctx: PruneContext, tokens: torch.Tensor) -> BlockInputs
     prefix, blocks = loaded.adapter.block_list(model)
     compute = ctx.compute_device or loaded.device
     home = next(model.parameters()).device
+    if tokens.is_floating_point():  # image batches: see _capture_by_pre_hook
+        return _capture_by_pre_hook(model, blocks[0], tokens, compute, home)
     recorder = _InputRecorder(blocks[0], compute)
     backbone = _backbone(model)
     with _swapped_blocks(model, prefix, nn.ModuleList([recorder])):
@@ -145,6 +147,31 @@ def capture_block_inputs(ctx: PruneContext, tokens: torch.Tensor) -> BlockInputs
         finally:
             backbone.to(home)
     return BlockInputs(recorder.hidden, recorder.args, recorder.kwargs)
+
+
+def _capture_by_pre_hook(model: nn.Module, block0: nn.Module, pixels: torch.Tensor, compute: torch.device, home: torch.device) -> BlockInputs:
+    """Vision backbones may not route every stage through one block list (EfficientNet's head
+    reads block 0's output shape), so for images the whole model runs, called positionally,
+    and a forward pre-hook records block 0's inputs."""
+    hidden: list[torch.Tensor] = []
+    saved: dict[str, Any] = {"args": (), "kwargs": {}}
+
+    def record(_module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        h = args[0] if args else kwargs["hidden_states"]
+        if not hidden:
+            saved["args"] = to_device(args[1:], compute)
+            saved["kwargs"] = to_device({k: v for k, v in kwargs.items() if k != "hidden_states"}, compute)
+        hidden.append(h.detach().to(compute))
+
+    handle = block0.register_forward_pre_hook(record, with_kwargs=True)
+    model.to(compute)
+    try:
+        for i in range(pixels.shape[0]):
+            model(pixels[i : i + 1].to(compute))
+    finally:
+        handle.remove()
+        model.to(home)
+    return BlockInputs(hidden, saved["args"], saved["kwargs"])
 
 
 @torch.no_grad()

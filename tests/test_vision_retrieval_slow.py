@@ -66,3 +66,20 @@ def test_splade_tiny_dense_and_magnitude(real_data, store):
     pruned = _by_name(run(RunSpec(method="magnitude", model="splade-tiny", suite="retrieval-slow-test", sparsity=0.5), store, progress=False))
     assert pruned["doc_nnz"].value != dense["doc_nnz"].value  # the representations moved with pruning
     assert pruned["flops"].value != dense["flops"].value
+
+
+@pytest.mark.skipif(not os.environ.get("SPARSEBENCH_DATA_DIR"), reason="SPARSEBENCH_DATA_DIR is not set")
+def test_calibrated_method_prunes_efficientnet_with_image_batches():
+    """The calibration driver feeds image batches to block 0 (captured with a pre-hook)."""
+    from sparsebench.calibration_data import CalibrationSpec
+    from sparsebench.masks import verify
+    from sparsebench.method import PruneContext, methods
+    from sparsebench.models import load_model, resolve_model
+    from sparsebench.patterns import Unstructured
+
+    loaded = load_model(resolve_model("efficientnet-lite0"))
+    ctx = PruneContext(loaded, Unstructured(), 0.5, 0, CalibrationSpec("imagenet-samples", 4, 2, 0), progress=False)
+    masks = methods.get("wanda")().prune(ctx)
+    layers = loaded.adapter.prunable_layers(loaded.model)
+    report = verify({layer.name: layer.weight for layer in layers}, masks, Unstructured(), 0.5, [layer.name for layer in layers])
+    assert report.ok and len(masks) == len(layers) == 31
