@@ -15,6 +15,7 @@ from sparsebench.masks import nm_valid, select_mask
 from sparsebench.method import PruneContext, methods
 from sparsebench.methods.dsnot import dsnot_refine
 from sparsebench.methods.owl import outlier_ratio, owl_sparsities
+from sparsebench.methods.ria import ria_score
 from sparsebench.methods.sparsegpt import add_to_hessian, sparsegpt_reconstruct
 from sparsebench.methods.wanda import wanda_score
 from sparsebench.models import load_model, resolve_model
@@ -62,6 +63,21 @@ def test_wanda_row_rows_keep_equal_counts():
     torch.manual_seed(0)
     mask = select_mask(wanda_score(torch.randn(16, 32), torch.rand(32)), Unstructured(), 0.5, "row")
     assert mask.sum(1).tolist() == [16] * 16
+
+
+def test_ria_score_and_mask_equal_closed_form():
+    # ‖X_j‖₂ = (16, 1), so ‖X_j‖₂^0.5 = (4, 1); column sums of |W| = (4, 6), row sums = (3, 7)
+    weight = [[1.0, 2.0], [3.0, 4.0]]
+    expected = torch.tensor([[(1 / 4 + 1 / 3) * 4, 2 / 6 + 2 / 3], [(3 / 4 + 3 / 7) * 4, 4 / 6 + 4 / 7]])
+    assert torch.allclose(ria_score(torch.tensor(weight), torch.tensor([16.0, 1.0])), expected)
+    layer = _linear(weight)
+    ria = methods.get("ria")()
+    ria.observe(layer, torch.tensor([[16.0, 0.0], [0.0, 1.0]]))
+    mask = ria.prune_layer(PruneContext(None, Unstructured(), 0.5, 0, None), layer)  # type: ignore[arg-type]
+    # the whole layer competes: the two input-0 weights win; magnitude would keep row 1 instead
+    assert mask.tolist() == [[True, False], [True, False]]
+    assert select_mask(torch.tensor(weight).abs(), Unstructured(), 0.5).tolist() == [[False, False], [True, True]]
+    assert layer.weight.tolist() == [[1.0, 0.0], [3.0, 0.0]]
 
 
 def test_owl_sparsities_closed_form():
@@ -192,7 +208,7 @@ def test_offload_matches_in_memory_pruning(tiny_model_dirs):
 
 @pytest.mark.slow
 def test_smollm2_calibrated_methods_far_better_than_magnitude():
-    """SmolLM2-135M at 50% unstructured: wanda and sparsegpt perplexity far below magnitude's."""
+    """SmolLM2-135M at 50% unstructured: wanda, sparsegpt and ria perplexity far below magnitude's."""
     from sparsebench.suites import Suite
 
     calib = CalibrationSpec("lambada-text", nsamples=4, seqlen=256, seed=0)
@@ -201,10 +217,11 @@ def test_smollm2_calibrated_methods_far_better_than_magnitude():
     loaded = load_model(resolve_model("llama"))
     dense = copy.deepcopy(loaded.model.state_dict())
     ppl = {}
-    for method in ("magnitude", "wanda", "sparsegpt"):
+    for method in ("magnitude", "wanda", "sparsegpt", "ria"):
         loaded.model.load_state_dict(dense)
         cls = methods.get(method)
         cls().prune(PruneContext(loaded, Unstructured(), 0.5, 0, calib if cls.meta.needs_calibration else None, progress=False))
         ppl[method] = task.evaluate(loaded, progress=False)[0].value
     assert ppl["wanda"] < 0.5 * ppl["magnitude"], ppl
     assert ppl["sparsegpt"] < 0.5 * ppl["magnitude"], ppl
+    assert ppl["ria"] < 0.5 * ppl["magnitude"], ppl
