@@ -4,16 +4,28 @@ Each measurement runs in a fresh subprocess, so one method's allocations never i
 another's peak. Peak RSS is read from ``VmHWM`` after resetting it (``/proc/self/clear_refs``)
 once the model is loaded, so it is the peak *while pruning*, not while loading. The plain
 forward pass is the dense model (with its LM head) run once over the same calibration
-sequences, one sequence at a time, as the driver does.
+sequences, one sequence at a time, as the driver does. The weights are copied out of the
+memory-mapped checkpoint before the peak is reset (paging them in would otherwise count the
+model itself as pruning memory); ``budget_over_loaded_mb`` is one block's parameters + its activations for every
+calibration sequence + its layers' Hessians, the issue's bound for SparseGPT.
 
     python benchmarks/bench_prune.py                       # all calibration methods, 50% unstructured
     python benchmarks/bench_prune.py -m wanda -m sparsegpt -p 2:4
+    python benchmarks/bench_prune.py -m sparsegpt --mmap-threshold 65536   # working set, see below
+
+Peak RSS also counts memory the C allocator keeps after a free: glibc's dynamic mmap
+threshold makes the driver's freed megabyte-sized temporaries (one per calibration
+sequence) come from the heap, which fragments. ``--mmap-threshold`` fixes glibc's threshold
+(``MALLOC_MMAP_THRESHOLD_``) in the workers so large blocks are returned on free and the
+peak is the working set itself; it is slower, so compare timings only without it.
 """
 
 from __future__ import annotations
 
 import argparse
+import gc
 import json
+import os
 import subprocess
 import sys
 import time
@@ -27,6 +39,12 @@ def _rss_mb(key: str) -> float:
 
 
 def _reset_peak() -> None:
+    import ctypes
+
+    try:  # hand freed heap back to the OS first, so reused free memory cannot hide the peak
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # resets VmHWM to the current RSS (Linux >= 4.0)
 
@@ -55,6 +73,11 @@ def worker(method: str, pattern: str, model: str, suite: str) -> dict:
            "block_activations_mb": round(2 * tokens.numel() * hidden * 4 / 2**20, 1),
            "block_hessians_mb": round(sum(layer.in_features**2 * 4 for layer in block.layers) / 2**20, 1),
            "calibration": str(calib)}
+    out["budget_over_loaded_mb"] = round(out["block_params_mb"] + out["block_activations_mb"] + out["block_hessians_mb"], 1)
+    with torch.no_grad():  # copy memory-mapped weights into private memory so "loaded" means resident
+        for p in loaded.model.parameters():
+            p.data = p.data.clone()
+    gc.collect()
     _reset_peak()
     base = _rss_mb("VmRSS")
     t0 = time.perf_counter()
@@ -68,6 +91,7 @@ def worker(method: str, pattern: str, model: str, suite: str) -> dict:
     out["rss_before_mb"] = round(base, 1)
     out["peak_rss_mb"] = round(_rss_mb("VmHWM"), 1)
     out["peak_over_loaded_mb"] = round(out["peak_rss_mb"] - base, 1)
+    out["rss_file_mb"] = round(_rss_mb("RssFile"), 1)
     return out
 
 
@@ -78,6 +102,8 @@ def main() -> None:
     ap.add_argument("--model", default="llama")
     ap.add_argument("--suite", default="quick")
     ap.add_argument("--json", help="also write the rows to this file")
+    ap.add_argument("--mmap-threshold", type=int, metavar="BYTES",
+                    help="glibc MALLOC_MMAP_THRESHOLD_ for the workers (e.g. 65536: measure the working set)")
     ap.add_argument("--worker", nargs=2, metavar=("METHOD", "PATTERN"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
@@ -89,11 +115,14 @@ def main() -> None:
     rows = []
     for name in ["forward", *names]:
         cmd = [sys.executable, __file__, "--worker", name, args.pattern, "--model", args.model, "--suite", args.suite]
-        res = subprocess.run(cmd, capture_output=True, text=True)
+        env = dict(os.environ)
+        if args.mmap_threshold:
+            env["MALLOC_MMAP_THRESHOLD_"] = str(args.mmap_threshold)
+        res = subprocess.run(cmd, capture_output=True, text=True, env=env)
         if res.returncode:
             print(f"{name}: failed\n{res.stderr[-2000:]}", file=sys.stderr)
             continue
-        rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
+        rows.append({**json.loads(res.stdout.strip().splitlines()[-1]), "mmap_threshold": args.mmap_threshold or "default"})
         print(json.dumps(rows[-1]), file=sys.stderr)
     fwd = next((r["seconds"] for r in rows if r["method"] == "forward"), None)
     import pandas as pd
@@ -101,7 +130,7 @@ def main() -> None:
     df = pd.DataFrame(rows)
     if fwd:
         df["x_forward"] = (df["seconds"] / fwd).round(2)
-    cols = ["method", "pattern", "seconds", "x_forward", "peak_rss_mb", "peak_over_loaded_mb", "model_mb",
+    cols = ["method", "pattern", "mmap_threshold", "seconds", "x_forward", "peak_rss_mb", "peak_over_loaded_mb", "budget_over_loaded_mb", "model_mb",
             "block_params_mb", "block_activations_mb", "block_hessians_mb"]
     print(df[[c for c in cols if c in df]].to_markdown(index=False))
     if args.json:

@@ -82,15 +82,14 @@ class OWL(Method):
         blocks: list[Block] = []
         ratios: list[float] = []
 
-        def step(block: Block) -> bool:
+        def step(block: Block) -> None:
             scores = [wanda_score(layer.weight.detach(), inputs[layer].norm) for layer in block.layers]
             ratios.append(outlier_ratio(scores, self.params.m))
             blocks.append(block)
             for layer in block.layers:
                 inputs.pop(layer)
-            return False
 
-        blockwise(ctx, inputs.add, step, desc="owl: outlier ratios")
+        blockwise(ctx, inputs.add, step, desc="owl: outlier ratios", changes_weights=False)
         sparsities = owl_sparsities(ratios, ctx.sparsity, self.params.lam)
         return {layer.name: s for block, s in zip(blocks, sparsities) for layer in block.layers}
 

@@ -61,7 +61,9 @@ def inverse_hessian_factor(h: torch.Tensor, percdamp: float) -> tuple[torch.Tens
     h[dead, dead] = 1
     h.diagonal().add_(percdamp * torch.mean(torch.diag(h)))
     factor = torch.linalg.cholesky(h)
+    del h  # at most two in×in temporaries alive at once
     hinv = torch.cholesky_inverse(factor)
+    del factor
     return torch.linalg.cholesky(hinv, upper=True), dead
 
 

@@ -14,8 +14,9 @@ the adapter finds:
    block's layers are pruned (``prune_layer``); the block is run again with the pruned
    weights and its outputs become the next block's inputs.
 
-Peak memory is the model plus one block's activations (and one block's statistics, e.g.
-SparseGPT's Hessians). With ``PruneContext.compute_device`` set to a GPU while the model
+Peak memory is the model plus one set of hidden states for the calibration sequences
+(outputs replace inputs sequence by sequence) and one block's statistics, e.g. SparseGPT's
+Hessians. With ``PruneContext.compute_device`` set to a GPU while the model
 stays on the CPU, each block is moved to the GPU only while it is processed (offload).
 
 All calibration sequences have the same length and no padding, so the keyword arguments
@@ -43,7 +44,7 @@ if typing.TYPE_CHECKING:
     from .method import PruneContext, ScoreMethod
 
 Observer = Callable[[PrunableLayer, torch.Tensor], None]
-BlockStep = Callable[[Block], bool]  # returns True if it changed the block's weights
+BlockStep = Callable[[Block], None]
 
 
 @dataclass
@@ -123,7 +124,11 @@ def calibration_tokens(ctx: PruneContext) -> torch.Tensor:
     """``[nsamples, seqlen]`` calibration token ids of the run (seqlen capped at the model's context)."""
     if ctx.calibration is None:
         raise InvalidSpecError("this method needs calibration data, but the run has no calibration spec")
-    return sample_calibration(ctx.calibration, ctx.loaded.processor, ctx.loaded.max_context)
+    # sampled once per run: methods with two passes (OWL, then its base) reuse the tokens
+    key = (ctx.calibration, id(ctx.loaded.processor), ctx.loaded.max_context)
+    if ctx.token_cache is None or ctx.token_cache[0] != key:
+        ctx.token_cache = (key, sample_calibration(ctx.calibration, ctx.loaded.processor, ctx.loaded.max_context))
+    return ctx.token_cache[1]
 
 
 @torch.no_grad()
@@ -175,9 +180,13 @@ def _capture_by_pre_hook(model: nn.Module, block0: nn.Module, pixels: torch.Tens
 
 
 @torch.no_grad()
-def run_block(block: nn.Module, inputs: BlockInputs) -> list[torch.Tensor]:
-    """The block's output hidden states for every sequence."""
-    return [_hidden_of(block(h, *inputs.args, **inputs.kwargs)) for h in inputs.hidden]
+def forward_each(block: nn.Module, inputs: BlockInputs, advance: bool) -> None:
+    """Run the block on every sequence; with ``advance`` replace each sequence's hidden states
+    by the block's output as it goes, so the calibration set's inputs and outputs never coexist."""
+    for i, h in enumerate(inputs.hidden):
+        out = _hidden_of(block(h, *inputs.args, **inputs.kwargs))
+        if advance:
+            inputs.hidden[i] = out
 
 
 @contextmanager
@@ -199,12 +208,20 @@ def observing(layers: tuple[PrunableLayer, ...], observe: Observer) -> Iterator[
 
 
 def blockwise(
-    ctx: PruneContext, observe: Observer, step: BlockStep, desc: str = "calibrating", tokens: torch.Tensor | None = None
+    ctx: PruneContext,
+    observe: Observer,
+    step: BlockStep,
+    desc: str = "calibrating",
+    tokens: torch.Tensor | None = None,
+    changes_weights: bool = True,
 ) -> None:
     """Calibration pass: observe each block's layers, call ``step(block)``, feed the next block.
 
-    If ``step`` changed the block, its outputs are recomputed with the new weights so the
+    With ``changes_weights`` (pruning), the observing pass keeps no outputs; after ``step``
+    the block is run again and its outputs replace its inputs sequence by sequence, so the
     next block sees the pruned model's activations (as in the reference implementations).
+    Without it (a read-only pass such as OWL's), the observing pass advances directly.
+    Either way only one calibration set of hidden states is held.
     """
     from tqdm.auto import tqdm
 
@@ -217,13 +234,12 @@ def blockwise(
         home = next(block.module.parameters()).device
         block.module.to(compute)
         with observing(block.layers, observe):
-            outputs = run_block(block.module, inputs)
+            forward_each(block.module, inputs, advance=not changes_weights)
         with torch.no_grad():
-            changed = step(block)
-        if changed:
-            outputs = run_block(block.module, inputs)
+            step(block)
+        if changes_weights:
+            forward_each(block.module, inputs, advance=True)
         block.module.to(home)
-        inputs.hidden = outputs
 
 
 def accumulate_gradients(method: ScoreMethod, ctx: PruneContext, tokens: torch.Tensor) -> None:
@@ -264,11 +280,10 @@ def prune_blockwise(method: ScoreMethod, ctx: PruneContext) -> Masks:
     if method.meta.needs_gradients:
         accumulate_gradients(method, ctx, tokens)
 
-    def step(block: Block) -> bool:
+    def step(block: Block) -> None:
         for layer in block.layers:
             masks[layer.name] = method.prune_layer(ctx, layer).cpu()
             method.release(layer)
-        return True
 
     blockwise(ctx, method.observe, step, desc=f"{method.name}: pruning", tokens=tokens)
     return masks

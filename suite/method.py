@@ -62,6 +62,8 @@ class PruneContext:
     # where the calibration driver computes; None = where the model is. A CUDA device while the
     # model stays on the CPU moves one block at a time to it (offload, for models larger than it)
     compute_device: torch.device | None = None
+    # the sampled calibration tokens, keyed by what produced them (see calibration.calibration_tokens)
+    token_cache: tuple[Any, torch.Tensor] | None = field(default=None, repr=False, compare=False)
 
     @property
     def device(self) -> torch.device:

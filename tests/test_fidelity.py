@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from sparsebench.adapters import PrunableLayer
-from sparsebench.calibration import capture_block_inputs, calibration_tokens, run_block
+from sparsebench.calibration import blockwise, capture_block_inputs, calibration_tokens, forward_each
 from sparsebench.calibration_data import CalibrationSpec
 from sparsebench.masks import nm_valid, select_mask
 from sparsebench.method import PruneContext, methods
@@ -150,7 +150,7 @@ def test_dsnot_shrinks_expected_error_at_the_same_budget(pattern):
 
 
 def test_captured_inputs_reproduce_the_dense_forward(tiny_model_dir):
-    """Block inputs captured once and chained through run_block match the model's own hidden states."""
+    """Block inputs captured once and chained through forward_each match the model's own hidden states."""
     loaded = load_model(resolve_model(str(tiny_model_dir)))
     ctx = PruneContext(loaded, Unstructured(), 0.5, 0, suites.get("unit").calibration, progress=False)
     tokens = calibration_tokens(ctx)
@@ -170,8 +170,40 @@ def test_captured_inputs_reproduce_the_dense_forward(tiny_model_dir):
     h = inputs.hidden[0]
     assert torch.allclose(h, ref[0], atol=1e-5)
     for i, block in enumerate(blocks[:-1]):  # the last entry of hidden_states is after the final norm
-        h = run_block(block.module, type(inputs)([h], inputs.args, inputs.kwargs))[0]
+        one = type(inputs)([h], inputs.args, inputs.kwargs)
+        forward_each(block.module, one, advance=True)
+        h = one.hidden[0]
         assert torch.allclose(h, ref[i + 1], atol=1e-4), f"block {i}"
+
+
+@pytest.mark.parametrize("changes_weights", [True, False])
+def test_driver_feeds_each_block_the_model_it_has_built(tiny_model_dir, changes_weights):
+    """Each block's first layer sees exactly what the model, as changed by the earlier steps, feeds it."""
+    loaded = load_model(resolve_model(str(tiny_model_dir)))
+    ctx = PruneContext(loaded, Unstructured(), 0.5, 0, suites.get("unit").calibration, progress=False)
+    tokens = calibration_tokens(ctx)
+    firsts = [block.layers[0] for block in loaded.adapter.blocks(loaded.model)]
+    seen: dict[str, list[torch.Tensor]] = {}
+
+    def step(block) -> None:
+        if changes_weights:
+            for layer in block.layers:
+                layer.set_weight(layer.weight * 0.5)
+
+    blockwise(ctx, lambda layer, x: seen.setdefault(layer.name, []).append(x.clone()), step, tokens=tokens,
+              changes_weights=changes_weights)
+    replay: dict[str, list[torch.Tensor]] = {}
+    hooks = [layer.module.register_forward_hook(lambda m, a, o, n=layer.name: replay.setdefault(n, []).append(a[0].clone()))
+             for layer in firsts]
+    with torch.no_grad():
+        for i in range(tokens.shape[0]):
+            loaded.model(tokens[i : i + 1], use_cache=False)
+    for h in hooks:
+        h.remove()
+    for layer in firsts:
+        assert len(seen[layer.name]) == tokens.shape[0]
+        for got, want in zip(seen[layer.name], replay[layer.name]):
+            assert torch.allclose(got.reshape(want.shape), want, atol=1e-4), layer.name
 
 
 def test_gblm_gradient_term_is_wired(tiny_model_dirs):
