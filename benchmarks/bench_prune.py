@@ -5,9 +5,10 @@ another's peak. Peak RSS is read from ``VmHWM`` after resetting it (``/proc/self
 once the model is loaded, so it is the peak *while pruning*, not while loading. The plain
 forward pass is the dense model (with its LM head) run once over the same calibration
 sequences, one sequence at a time, as the driver does. The weights are copied out of the
-memory-mapped checkpoint before the peak is reset (paging them in would otherwise count the
-model itself as pruning memory); ``budget_over_loaded_mb`` is one block's parameters + its activations for every
-calibration sequence + its layers' Hessians, the issue's bound for SparseGPT.
+memory-mapped checkpoint before the peak is reset (paging them in would otherwise count
+the model itself as pruning memory). ``budget_over_loaded_mb`` is one block's parameters
++ one set of hidden states for the calibration sequences + the block's Hessians (the
+bound for SparseGPT) + the returned masks (one byte per targeted weight).
 
     python benchmarks/bench_prune.py                       # all calibration methods, 50% unstructured
     python benchmarks/bench_prune.py -m wanda -m sparsegpt -p 2:4
@@ -69,11 +70,13 @@ def worker(method: str, pattern: str, model: str, suite: str) -> dict:
     hidden = loaded.model.config.hidden_size
     out = {"method": method, "pattern": pattern, "model_mb": round(params, 1),
            "block_params_mb": round(sum(p.numel() * p.element_size() for p in block.module.parameters()) / 2**20, 1),
-           # inputs + outputs of one block for every calibration sequence (fp32)
-           "block_activations_mb": round(2 * tokens.numel() * hidden * 4 / 2**20, 1),
+           # one set of hidden states for every calibration sequence (fp32; outputs replace inputs)
+           "hidden_states_mb": round(tokens.numel() * hidden * 4 / 2**20, 1),
            "block_hessians_mb": round(sum(layer.in_features**2 * 4 for layer in block.layers) / 2**20, 1),
+           # the bool masks every method returns (one byte per targeted weight), the run's output
+           "masks_mb": round(sum(layer.weight.numel() for layer in loaded.adapter.prunable_layers(loaded.model)) / 2**20, 1),
            "calibration": str(calib)}
-    out["budget_over_loaded_mb"] = round(out["block_params_mb"] + out["block_activations_mb"] + out["block_hessians_mb"], 1)
+    out["budget_over_loaded_mb"] = round(sum(out[k] for k in ("block_params_mb", "hidden_states_mb", "block_hessians_mb", "masks_mb")), 1)
     with torch.no_grad():  # copy memory-mapped weights into private memory so "loaded" means resident
         for p in loaded.model.parameters():
             p.data = p.data.clone()
@@ -131,7 +134,7 @@ def main() -> None:
     if fwd:
         df["x_forward"] = (df["seconds"] / fwd).round(2)
     cols = ["method", "pattern", "mmap_threshold", "seconds", "x_forward", "peak_rss_mb", "peak_over_loaded_mb", "budget_over_loaded_mb", "model_mb",
-            "block_params_mb", "block_activations_mb", "block_hessians_mb"]
+            "block_params_mb", "hidden_states_mb", "block_hessians_mb", "masks_mb"]
     print(df[[c for c in cols if c in df]].to_markdown(index=False))
     if args.json:
         df.to_json(args.json, orient="records", indent=1)

@@ -3,7 +3,7 @@
 Every registered method must, on tiny random models of every supported family:
 
 - meet the target sparsity (as the runner's verification measures it) and pass that verification;
-- produce valid N:M masks when asked for N:M;
+- produce valid N:M masks when asked for N:M (2:4 and 4:8);
 - give the same masks for the same seed;
 - change nothing outside the targeted (prunable) layers.
 
@@ -74,7 +74,7 @@ def load_method_source(target: str) -> list[str]:
 
 def _patterns(cls: type[Method], sparsity: float) -> list[tuple[Pattern, float]]:
     out: list[tuple[Pattern, float]] = []
-    for pattern in (Unstructured(), NM(2, 4)):
+    for pattern in (Unstructured(), NM(2, 4), NM(4, 8)):
         if isinstance(pattern, cls.meta.patterns):
             out.append((pattern, pattern.implied_sparsity or sparsity))
     return out

@@ -107,7 +107,7 @@ def test_cli_pass_and_fail(tmp_path, capsys, unregister):
         main(["check-method", str(path), "--family", "llama"])
     out = capsys.readouterr().out
     assert exit_.value.code == 1
-    assert "FAIL: undershoot failed 2 of 8 checks; first: target sparsity met on llama unstructured: achieved 0.2500, target 0.5000" in out
+    assert "FAIL: undershoot failed 2 of 12 checks; first: target sparsity met on llama unstructured: achieved 0.2500, target 0.5000" in out
 
 
 def test_bad_targets_are_one_line_errors(tmp_path, capsys, unregister):
