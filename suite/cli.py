@@ -65,11 +65,13 @@ def _split_csv(values: Sequence[str]) -> tuple[str, ...]:
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Method parameter (repeatable), e.g. --param alpha=5.")
 @click.option("--kernels", multiple=True, help="Measure end-to-end latency with these kernels, e.g. dense,csr,bsr.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
+@click.option("--offload", is_flag=True, help="For models larger than the GPU: keep the model in CPU memory and move one "
+              "block at a time to --device while calibrating; tasks then run on the CPU.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for calibration sampling and random methods.")
 @click.option("--db", default=None, help="SQLAlchemy URL of the results database [default: sqlite:///results/sparsebench.db].")
 @click.option("--force", is_flag=True, help="Run again even if this exact spec is already stored (replaces it).")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
-def run(method, model, sparsity, pattern, suite, tasks, params, kernels, device, seed, db, force, no_progress) -> None:
+def run(method, model, sparsity, pattern, suite, tasks, params, kernels, device, offload, seed, db, force, no_progress) -> None:
     """Prune MODEL with METHOD, verify the masks, evaluate the suite's tasks, store one record.
 
     A run is identified by its spec hash (method + params, model + revision, pattern,
@@ -86,7 +88,7 @@ def run(method, model, sparsity, pattern, suite, tasks, params, kernels, device,
     m = cls.from_options(_parse_params(params))
     spec = RunSpec(
         method=cls.name, params=m.params, model=model, pattern=parse_pattern(pattern), sparsity=sparsity,
-        suite=suite, tasks=_split_csv(tasks) or None, seed=seed, device=device, kernels=_split_csv(kernels),
+        suite=suite, tasks=_split_csv(tasks) or None, seed=seed, device=device, kernels=_split_csv(kernels), offload=offload,
     )
     from .runner import plan
 

@@ -78,6 +78,12 @@ def plan(spec: RunSpec) -> Plan:
             kernels.canonical(k)
     if spec.device.startswith("cuda") and not torch.cuda.is_available():
         raise InvalidSpecError(f"device {spec.device!r} requested but CUDA is not available")
+    if spec.offload and not spec.device.startswith("cuda"):
+        raise InvalidSpecError(f"--offload moves one block at a time to a GPU; pass --device cuda (got {spec.device!r})")
+    if spec.offload and spec.kernels:
+        raise InvalidSpecError("--offload evaluates on the CPU, so it cannot time kernels on the GPU; time them in a run without --offload")
+    if spec.offload and not method.meta.needs_calibration:
+        raise InvalidSpecError(f"--offload only applies to calibration methods; {cls.name!r} prunes in place without it")
     return Plan(replace(spec, method=cls.name, sparsity=sparsity), method, suite, task_names, entry, sparsity)
 
 
@@ -124,12 +130,13 @@ def run(
 
     torch.manual_seed(spec.seed)
     echo(f"loading {p.model.name} from {weights.source.describe()} ...")
-    loaded = load_model(p.model, device)
+    loaded = load_model(p.model, torch.device("cpu") if spec.offload else device)
     adapter = loaded.adapter
     targeted = [layer.name for layer in adapter.prunable_layers(loaded.model)]
     before = fingerprint(dict(adapter.iter_untargeted(loaded.model)))
 
-    ctx = PruneContext(loaded, spec.pattern, p.sparsity, spec.seed, _calibration(p, spec.seed), progress)
+    ctx = PruneContext(loaded, spec.pattern, p.sparsity, spec.seed, _calibration(p, spec.seed), progress,
+                       compute_device=device if spec.offload else None)
     echo(f"pruning with {spec.method} to {p.sparsity:.0%} {spec.pattern} ...")
     t0 = time.perf_counter()
     masks = p.method.prune(ctx)
@@ -159,6 +166,8 @@ def run(
     prov["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     prov["mask_report"] = {"achieved": report.achieved_sparsity, "nm_valid": report.nm_valid, "layers": len(report.layers)}
     prov["model_source"] = loaded.source
+    if spec.offload:  # pruned block by block on spec.device; the model, and so the tasks, stayed on the CPU
+        prov["offload"] = {"compute_device": spec.device, "model_device": str(loaded.device)}
     record = dict(
         spec_hash=h, status="completed", created_at=dt.datetime.now(dt.timezone.utc),
         method=spec.method, method_params=params, model=p.model.name, model_revision=loaded.revision,
@@ -170,7 +179,7 @@ def run(
         transformers_version=prov["packages"]["transformers"], git_sha=prov["git_sha"], provenance=prov,
         spec={"method": spec.method, "params": params, "model": spec.model, "pattern": str(spec.pattern),
               "sparsity": p.sparsity, "suite": p.suite.name, "tasks": list(p.tasks), "seed": spec.seed,
-              "device": spec.device, "kernels": list(spec.kernels)},
+              "device": spec.device, "kernels": list(spec.kernels), "offload": spec.offload},
     )
     metric_rows = [
         dict(task=m.task, task_version=m.task_version, metric=m.name, value=m.value, stderr=m.stderr,

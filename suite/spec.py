@@ -25,6 +25,9 @@ class RunSpec:
     seed: int = 0
     device: str = "cpu"
     kernels: tuple[str, ...] = ()
+    # keep the model in CPU memory; calibration moves one block at a time to `device` (a GPU),
+    # evaluation runs where the model is. Not hashed: like the device, it does not define the numbers
+    offload: bool = False
 
 
 def params_dict(params: Any) -> dict[str, Any]:

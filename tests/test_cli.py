@@ -35,6 +35,7 @@ def _rows(db):
     (["--pattern", "2:4", "--sparsity", "0.7"], "implies sparsity 0.5"),
     (["--sparsity", "half"], "'half' is not a valid float"),
     (["--param", "alpha=3"], "method 'magnitude' has no parameter 'alpha'"),
+    (["--method", "wanda", "--offload"], "--offload moves one block at a time to a GPU; pass --device cuda"),
 ])
 def test_bad_input_is_one_line_exit_2_and_no_row(capsys, tmp_path, args, expected):
     db = tmp_path / "r.db"
@@ -43,6 +44,14 @@ def test_bad_input_is_one_line_exit_2_and_no_row(capsys, tmp_path, args, expecte
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and expected in lines[0], err
     assert _rows(db) == 0
+
+
+@pytest.mark.gpu
+def test_offload_run_prunes_on_the_gpu_and_evaluates_on_the_cpu(capsys, tmp_path, tiny_model_dirs):
+    db = tmp_path / "r.db"
+    code, _, err = _run_cli(capsys, "run", "--db", f"sqlite:///{db}", "--model", str(tiny_model_dirs["llama"]), "--suite", "unit",
+                            "--method", "sparsegpt", "--device", "cuda", "--offload", "--no-progress")
+    assert code == 0 and "stored run 1" in err and _rows(db) == 1
 
 
 def test_unwritable_db_path(capsys, tmp_path):
