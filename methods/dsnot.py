@@ -27,9 +27,8 @@ import torch
 from sparsebench.adapters import PrunableLayer
 from sparsebench.errors import InvalidSpecError
 from sparsebench.masks import Masks, select_mask
-from sparsebench.method import MethodMeta, PruneContext, ScoreMethod, methods
+from sparsebench.method import InputStatsMethod, MethodMeta, PruneContext, ScoreMethod, methods
 from sparsebench.patterns import NM, Unstructured
-from sparsebench.stats import StatsByLayer
 
 from .wanda import wanda_score
 
@@ -121,7 +120,7 @@ def dsnot_refine(
 
 
 @methods.register("dsnot")
-class DSnoT(ScoreMethod):
+class DSnoT(InputStatsMethod):
     """Prune-and-grow on a Wanda (or SparseGPT-saliency) mask to cut the expected output error."""
 
     Params = DSnoTParams
@@ -130,6 +129,7 @@ class DSnoT(ScoreMethod):
         paper="arXiv:2310.08915", citation="Zhang et al., 2023",
         needs_calibration=True, mask_group="row", patterns=(Unstructured, NM),
     )
+    moments = True  # the mean input x̄_j and its variance
 
     def __init__(self, params=None):
         super().__init__(params)
@@ -137,7 +137,6 @@ class DSnoT(ScoreMethod):
         if not (issubclass(base, ScoreMethod) and base.meta.needs_calibration) or base is type(self):
             raise InvalidSpecError(f"dsnot: initial must be a calibration score method (wanda, sparsegpt), got {self.params.initial!r}")
         self.base = base()
-        self.inputs = StatsByLayer()
 
     def prune(self, ctx: PruneContext) -> Masks:
         self.base.ctx = ctx
@@ -147,7 +146,7 @@ class DSnoT(ScoreMethod):
             del self.base.ctx
 
     def observe(self, layer: PrunableLayer, x: torch.Tensor) -> None:
-        self.inputs.add(layer, x)
+        super().observe(layer, x)
         self.base.observe(layer, x)
 
     def score(self, layer: PrunableLayer) -> torch.Tensor:
@@ -158,7 +157,7 @@ class DSnoT(ScoreMethod):
         w = layer.weight.detach().float()
         initial = self.score(layer).float()
         keep = select_mask(initial, ctx.pattern, ctx.sparsity_for(layer), "row")
-        xbar = stats.total.float() / max(stats.sequences, 1)  # Σ over a sequence, mean over sequences
+        xbar = stats.sum.float() / max(stats.sequences, 1)  # Σ over a sequence, mean over sequences
         contrib = w * xbar.reshape(1, -1)
         grow_key = contrib / stats.var.clamp_min(1e-12).pow(self.params.pow_of_var).reshape(1, -1)
         nm = ctx.pattern if isinstance(ctx.pattern, NM) else None
@@ -168,5 +167,5 @@ class DSnoT(ScoreMethod):
         return keep
 
     def release(self, layer: PrunableLayer) -> None:
-        self.inputs.pop(layer)
+        super().release(layer)
         self.base.release(layer)

@@ -22,8 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from sparsebench.adapters import PrunableLayer
-from sparsebench.method import MethodMeta, ScoreMethod, methods
-from sparsebench.stats import StatsByLayer
+from sparsebench.method import InputStatsMethod, MethodMeta, methods
 
 
 @dataclass(frozen=True)
@@ -38,7 +37,7 @@ def gblm_score(weight: torch.Tensor, grad_norm: torch.Tensor, input_norm: torch.
 
 
 @methods.register("gblm")
-class GBLM(ScoreMethod):
+class GBLM(InputStatsMethod):
     """``S_ij = |W_ij|·‖αG_ij‖₂ + |W_ij|·‖X_j‖₂`` (first-order gradient + Wanda term), per output row."""
 
     Params = GBLMParams
@@ -50,16 +49,12 @@ class GBLM(ScoreMethod):
 
     def __init__(self, params=None):
         super().__init__(params)
-        self.inputs = StatsByLayer()
         self.grad_sq: dict[str, torch.Tensor] = {}
 
     def observe_gradient(self, layer: PrunableLayer, grad: torch.Tensor) -> None:
         g = grad.detach().float() * self.params.scale
         acc = self.grad_sq.get(layer.name)
         self.grad_sq[layer.name] = g * g if acc is None else acc.add_(g * g)
-
-    def observe(self, layer: PrunableLayer, x: torch.Tensor) -> None:
-        self.inputs.add(layer, x)
 
     def score(self, layer: PrunableLayer) -> torch.Tensor:
         stats = self.inputs[layer]
@@ -70,5 +65,5 @@ class GBLM(ScoreMethod):
         return gblm_score(layer.weight.detach(), grad_norm, input_norm)
 
     def release(self, layer: PrunableLayer) -> None:
-        self.inputs.pop(layer)
+        super().release(layer)
         self.grad_sq.pop(layer.name, None)

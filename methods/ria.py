@@ -25,8 +25,7 @@ from dataclasses import dataclass
 import torch
 
 from sparsebench.adapters import PrunableLayer
-from sparsebench.method import MethodMeta, ScoreMethod, methods
-from sparsebench.stats import StatsByLayer
+from sparsebench.method import InputStatsMethod, MethodMeta, methods
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,7 @@ def ria_score(weight: torch.Tensor, input_norm: torch.Tensor, a: float = 0.5) ->
 
 
 @methods.register("ria")
-class RIA(ScoreMethod):
+class RIA(InputStatsMethod):
     """``S_ij = (|W_ij|/Σ_k|W_kj| + |W_ij|/Σ_k|W_ik|) · ‖X_j‖₂^a``, compared within each layer."""
 
     Params = RIAParams
@@ -57,15 +56,5 @@ class RIA(ScoreMethod):
         needs_calibration=True, mask_group="layer",
     )
 
-    def __init__(self, params=None):
-        super().__init__(params)
-        self.inputs = StatsByLayer()
-
-    def observe(self, layer: PrunableLayer, x: torch.Tensor) -> None:
-        self.inputs.add(layer, x)
-
     def score(self, layer: PrunableLayer) -> torch.Tensor:
         return ria_score(layer.weight.detach(), self.inputs[layer].norm, self.params.a)
-
-    def release(self, layer: PrunableLayer) -> None:
-        self.inputs.pop(layer)

@@ -16,8 +16,7 @@ from __future__ import annotations
 import torch
 
 from sparsebench.adapters import PrunableLayer
-from sparsebench.method import MethodMeta, ScoreMethod, methods
-from sparsebench.stats import StatsByLayer
+from sparsebench.method import InputStatsMethod, MethodMeta, methods
 
 
 def wanda_score(weight: torch.Tensor, input_norm: torch.Tensor) -> torch.Tensor:
@@ -26,7 +25,7 @@ def wanda_score(weight: torch.Tensor, input_norm: torch.Tensor) -> torch.Tensor:
 
 
 @methods.register("wanda")
-class Wanda(ScoreMethod):
+class Wanda(InputStatsMethod):
     """``S_ij = |W_ij| · ‖X_j‖₂``, compared within each output row."""
 
     meta = MethodMeta(
@@ -35,15 +34,5 @@ class Wanda(ScoreMethod):
         needs_calibration=True, mask_group="row",
     )
 
-    def __init__(self, params=None):
-        super().__init__(params)
-        self.inputs = StatsByLayer()
-
-    def observe(self, layer: PrunableLayer, x: torch.Tensor) -> None:
-        self.inputs.add(layer, x)
-
     def score(self, layer: PrunableLayer) -> torch.Tensor:
         return wanda_score(layer.weight.detach(), self.inputs[layer].norm)
-
-    def release(self, layer: PrunableLayer) -> None:
-        self.inputs.pop(layer)

@@ -21,6 +21,7 @@ from .errors import InvalidSpecError
 from .masks import Group, Masks, select_global, select_mask
 from .patterns import NM, Block, Pattern, Unstructured
 from .registry import Registry
+from .stats import StatsByLayer
 
 if typing.TYPE_CHECKING:
     from .calibration_data import CalibrationSpec
@@ -208,6 +209,24 @@ class ScoreMethod(Method):
             for layer in _progress(layers, ctx.progress, f"{self.name}: pruning"):
                 masks[layer.name] = self.prune_layer(ctx, layer).cpu()
         return masks
+
+
+class InputStatsMethod(ScoreMethod):
+    """A calibration score method that keeps statistics of each layer's inputs in
+    ``self.inputs`` (:class:`~sparsebench.stats.StatsByLayer`), dropped once the layer is
+    pruned. Set ``moments = True`` to also keep what ``InputStats.mean`` / ``.var`` need."""
+
+    moments: ClassVar[bool] = False
+
+    def __init__(self, params: Any = None):
+        super().__init__(params)
+        self.inputs = StatsByLayer(moments=self.moments)
+
+    def observe(self, layer: PrunableLayer, x: torch.Tensor) -> None:
+        self.inputs.add(layer, x)
+
+    def release(self, layer: PrunableLayer) -> None:
+        self.inputs.pop(layer)
 
 
 def _progress(items: list, enabled: bool, desc: str):
