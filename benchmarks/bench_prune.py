@@ -94,7 +94,6 @@ def worker(method: str, pattern: str, model: str, suite: str) -> dict:
     out["rss_before_mb"] = round(base, 1)
     out["peak_rss_mb"] = round(_rss_mb("VmHWM"), 1)
     out["peak_over_loaded_mb"] = round(out["peak_rss_mb"] - base, 1)
-    out["rss_file_mb"] = round(_rss_mb("RssFile"), 1)
     return out
 
 
