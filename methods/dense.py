@@ -7,6 +7,6 @@ from sparsebench.pruning import Method, MethodMeta, methods
 
 @methods.register("dense")
 class DenseBaseline(Method):
-    """Leaves the model untouched: ``prunes=False`` makes the runner's driver return no masks."""
+    """Leaves the model untouched: no weight is zeroed and no mask is returned."""
 
     meta = MethodMeta("no pruning; the reference every result is compared with", prunes=False)
