@@ -54,9 +54,10 @@ def worker(method: str, pattern: str, model: str, suite: str) -> dict:
     import torch
 
     from sparsebench.calibration import calibration_tokens
-    from sparsebench.method import PruneContext, methods
+    from sparsebench.drivers import prune
     from sparsebench.models import load_model, resolve_model
     from sparsebench.patterns import parse_pattern, resolve_sparsity
+    from sparsebench.pruning import PruneContext, methods
     from sparsebench.suites import suites
 
     loaded = load_model(resolve_model(model))
@@ -89,7 +90,7 @@ def worker(method: str, pattern: str, model: str, suite: str) -> dict:
             for i in range(tokens.shape[0]):
                 loaded.model(tokens[i : i + 1], use_cache=False)
     else:
-        methods.get(method)().prune(ctx)
+        prune(methods.get(method)(), ctx)
     out["seconds"] = round(time.perf_counter() - t0, 2)
     out["rss_before_mb"] = round(base, 1)
     out["peak_rss_mb"] = round(_rss_mb("VmHWM"), 1)
@@ -111,7 +112,7 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(*args.worker, args.model, args.suite)))
         return
-    from sparsebench.method import methods
+    from sparsebench.pruning import methods
 
     names = args.method or [n for n in methods.list() if methods.get(n).meta.needs_calibration]
     rows = []

@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-from sparsebench.masks import Masks
-from sparsebench.method import Method, MethodMeta, PruneContext, methods
+from sparsebench.pruning import Method, MethodMeta, methods
 
 
 @methods.register("dense")
-class Dense(Method):
-    """Leaves the model untouched (its masks keep everything)."""
+class DenseBaseline(Method):
+    """Leaves the model untouched: no weight is zeroed and no mask is returned."""
 
     meta = MethodMeta("no pruning; the reference every result is compared with", prunes=False)
-
-    def prune(self, ctx: PruneContext) -> Masks:
-        return {}

@@ -26,9 +26,9 @@ import torch
 
 from sparsebench.adapters import PrunableLayer
 from sparsebench.errors import InvalidSpecError
-from sparsebench.masks import Masks, select_mask
-from sparsebench.method import InputStatsMethod, MethodMeta, PruneContext, ScoreMethod, methods
-from sparsebench.patterns import NM, Unstructured
+from sparsebench.params import param
+from sparsebench.patterns import NM, Group, Unstructured
+from sparsebench.pruning import InputStatsMethod, MethodMeta, PruneContext, ScoreMethod, methods
 
 from .wanda import wanda_score
 
@@ -36,9 +36,9 @@ from .wanda import wanda_score
 @dataclass(frozen=True)
 class DSnoTParams:
     initial: str = "wanda"  # a registered calibration score method: wanda or sparsegpt
-    max_cycles: int = 50
-    update_threshold: float = 0.1
-    pow_of_var: float = 1.0
+    max_cycles: int = param(50, ge=0)
+    update_threshold: float = param(0.1, ge=0)
+    pow_of_var: float = param(1.0, ge=0)
 
 
 def _pointer_pick(order: torch.Tensor, ptr: torch.Tensor, side: torch.Tensor) -> torch.Tensor:
@@ -127,7 +127,7 @@ class DSnoT(InputStatsMethod):
     meta = MethodMeta(
         "training-free prune-and-grow on a Wanda/SparseGPT mask to cut the expected output error",
         paper="arXiv:2310.08915", citation="Zhang et al., 2023",
-        needs_calibration=True, mask_group="row", patterns=(Unstructured, NM),
+        needs_calibration=True, group=Group.ROW, patterns=(Unstructured, NM),
     )
     moments = True  # the mean input x̄_j and its variance
 
@@ -138,25 +138,18 @@ class DSnoT(InputStatsMethod):
             raise InvalidSpecError(f"dsnot: initial must be a calibration score method (wanda, sparsegpt), got {self.params.initial!r}")
         self.base = base()
 
-    def prune(self, ctx: PruneContext) -> Masks:
-        self.base.ctx = ctx
-        try:
-            return super().prune(ctx)
-        finally:
-            del self.base.ctx
+    def observe(self, ctx: PruneContext, layer: PrunableLayer, x: torch.Tensor) -> None:
+        super().observe(ctx, layer, x)
+        self.base.observe(ctx, layer, x)
 
-    def observe(self, layer: PrunableLayer, x: torch.Tensor) -> None:
-        super().observe(layer, x)
-        self.base.observe(layer, x)
-
-    def score(self, layer: PrunableLayer) -> torch.Tensor:
-        return self.base.score(layer)
+    def score(self, ctx: PruneContext, layer: PrunableLayer) -> torch.Tensor:
+        return self.base.score(ctx, layer)
 
     def prune_layer(self, ctx: PruneContext, layer: PrunableLayer) -> torch.Tensor:
         stats = self.inputs[layer]
         w = layer.weight.detach().float()
-        initial = self.score(layer).float()
-        keep = select_mask(initial, ctx.pattern, ctx.sparsity_for(layer), "row")
+        initial = self.score(ctx, layer).float()
+        keep = self.select(ctx, layer, initial)  # the initial mask, compared per row
         xbar = stats.sum.float() / max(stats.sequences, 1)  # Σ over a sequence, mean over sequences
         contrib = w * xbar.reshape(1, -1)
         grow_key = contrib / stats.var.clamp_min(1e-12).pow(self.params.pow_of_var).reshape(1, -1)
@@ -166,6 +159,6 @@ class DSnoT(InputStatsMethod):
         layer.apply_mask(keep)
         return keep
 
-    def release(self, layer: PrunableLayer) -> None:
-        super().release(layer)
-        self.base.release(layer)
+    def release(self, ctx: PruneContext, layer: PrunableLayer) -> None:
+        super().release(ctx, layer)
+        self.base.release(ctx, layer)

@@ -22,12 +22,14 @@ from dataclasses import dataclass
 import torch
 
 from sparsebench.adapters import PrunableLayer
-from sparsebench.method import InputStatsMethod, MethodMeta, methods
+from sparsebench.params import param
+from sparsebench.patterns import Group
+from sparsebench.pruning import InputStatsMethod, MethodMeta, PruneContext, methods
 
 
 @dataclass(frozen=True)
 class GBLMParams:
-    scale: float = 100.0  # α, multiplies each sequence's gradient before the l2 norm
+    scale: float = param(100.0, ge=0)  # α, multiplies each sequence's gradient before the l2 norm
 
 
 def gblm_score(weight: torch.Tensor, grad_norm: torch.Tensor, input_norm: torch.Tensor) -> torch.Tensor:
@@ -44,19 +46,19 @@ class GBLM(InputStatsMethod):
     meta = MethodMeta(
         "Wanda's |W|·‖X‖₂ plus |W|·‖αG‖₂ from per-sequence loss gradients",
         paper="arXiv:2311.04902", citation="Das et al., 2023",
-        needs_calibration=True, needs_gradients=True, mask_group="row",
+        needs_calibration=True, needs_gradients=True, group=Group.ROW,
     )
 
     def __init__(self, params=None):
         super().__init__(params)
         self.grad_sq: dict[str, torch.Tensor] = {}
 
-    def observe_gradient(self, layer: PrunableLayer, grad: torch.Tensor) -> None:
+    def observe_gradient(self, ctx: PruneContext, layer: PrunableLayer, grad: torch.Tensor) -> None:
         g = grad.detach().float() * self.params.scale
         acc = self.grad_sq.get(layer.name)
         self.grad_sq[layer.name] = g * g if acc is None else acc.add_(g * g)
 
-    def score(self, layer: PrunableLayer) -> torch.Tensor:
+    def score(self, ctx: PruneContext, layer: PrunableLayer) -> torch.Tensor:
         stats = self.inputs[layer]
         if layer.name not in self.grad_sq:
             raise RuntimeError(f"no gradients were observed for {layer.name}")
@@ -64,6 +66,6 @@ class GBLM(InputStatsMethod):
         grad_norm = self.grad_sq[layer.name].to(layer.weight.device).sqrt()
         return gblm_score(layer.weight.detach(), grad_norm, input_norm)
 
-    def release(self, layer: PrunableLayer) -> None:
-        super().release(layer)
+    def release(self, ctx: PruneContext, layer: PrunableLayer) -> None:
+        super().release(ctx, layer)
         self.grad_sq.pop(layer.name, None)

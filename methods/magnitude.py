@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from sparsebench.adapters import PrunableLayer
-from sparsebench.method import MethodMeta, ScoreMethod, methods
+from sparsebench.pruning import MethodMeta, PruneContext, ScoreMethod, methods
 
 
 @methods.register("magnitude")
@@ -18,5 +18,5 @@ class Magnitude(ScoreMethod):
 
     meta = MethodMeta("keep the largest |W| per layer (or globally)", paper="arXiv:1506.02626", citation="Han et al., 2015")
 
-    def score(self, layer: PrunableLayer) -> torch.Tensor:
+    def score(self, ctx: PruneContext, layer: PrunableLayer) -> torch.Tensor:
         return layer.weight.detach().abs()

@@ -11,6 +11,10 @@ Non-uniform sparsity across blocks, for any score-based method (``base``, Wanda 
    their mean is the target ``S``;
 3. ``base`` prunes with these per-layer sparsities (``PruneContext.layer_sparsity``).
 
+In the method protocol, steps 1–2 are OWL's ``prepare`` (a read-only calibration pass of
+its own) and step 3 is the base method as OWL's ``pruner``: the runner drives the base
+exactly as it would alone (block by block for Wanda, layer by layer for magnitude).
+
 Unstructured only: a hardware N:M pattern fixes every layer's sparsity, leaving nothing
 to redistribute. With equal-sized blocks (decoder layers) the overall sparsity is ``S``.
 """
@@ -21,12 +25,12 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from sparsebench.adapters import Block
+from sparsebench.adapters import ModelBlock
 from sparsebench.calibration import blockwise
 from sparsebench.errors import InvalidSpecError
-from sparsebench.masks import Masks
-from sparsebench.method import Method, MethodMeta, PruneContext, ScoreMethod, methods
+from sparsebench.params import param
 from sparsebench.patterns import Unstructured
+from sparsebench.pruning import Method, MethodMeta, PruneContext, ScoreMethod, methods
 from sparsebench.stats import StatsByLayer
 
 from .wanda import wanda_score
@@ -35,12 +39,8 @@ from .wanda import wanda_score
 @dataclass(frozen=True)
 class OWLParams:
     base: str = "wanda"  # the score-based method that prunes with OWL's layer sparsities
-    m: float = 5.0  # outlier threshold, as a multiple of the block's mean score
-    lam: float = 0.08  # λ: largest deviation of a block's sparsity from the target
-
-    def __post_init__(self) -> None:
-        if self.m <= 0 or not 0 <= self.lam < 1:
-            raise ValueError(f"owl needs m > 0 and 0 <= lam < 1, got m={self.m}, lam={self.lam}")
+    m: float = param(5.0, gt=0)  # outlier threshold, as a multiple of the block's mean score
+    lam: float = param(0.08, ge=0, lt=1)  # λ: largest deviation of a block's sparsity from the target
 
 
 def outlier_ratio(scores: list[torch.Tensor], m: float) -> float:
@@ -79,10 +79,10 @@ class OWL(Method):
     def layer_sparsities(self, ctx: PruneContext) -> dict[str, float]:
         """OWL's per-layer target sparsities for the model in ``ctx`` (dense calibration pass)."""
         inputs = StatsByLayer()
-        blocks: list[Block] = []
+        blocks: list[ModelBlock] = []
         ratios: list[float] = []
 
-        def step(block: Block) -> None:
+        def step(block: ModelBlock) -> None:
             scores = [wanda_score(layer.weight.detach(), inputs[layer].norm) for layer in block.layers]
             ratios.append(outlier_ratio(scores, self.params.m))
             blocks.append(block)
@@ -93,9 +93,9 @@ class OWL(Method):
         sparsities = owl_sparsities(ratios, ctx.sparsity, self.params.lam)
         return {layer.name: s for block, s in zip(blocks, sparsities) for layer in block.layers}
 
-    def prune(self, ctx: PruneContext) -> Masks:
-        self.check_pattern(ctx.pattern)
-        ctx = replace(ctx, layer_sparsity=self.layer_sparsities(ctx))
-        if not self.base.meta.needs_calibration:
-            ctx = replace(ctx, calibration=None)
-        return self.base.prune(ctx)
+    @property
+    def pruner(self) -> Method:
+        return self.base
+
+    def prepare(self, ctx: PruneContext) -> PruneContext:
+        return self.base.prepare(replace(ctx, layer_sparsity=self.layer_sparsities(ctx)))

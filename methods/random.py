@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from sparsebench.adapters import PrunableLayer
-from sparsebench.method import MethodMeta, ScoreMethod, methods
+from sparsebench.pruning import MethodMeta, PruneContext, ScoreMethod, methods
 
 
 @methods.register("random")
@@ -14,6 +14,6 @@ class RandomPruning(ScoreMethod):
 
     meta = MethodMeta("uniformly random mask; the baseline every method must beat")
 
-    def score(self, layer: PrunableLayer) -> torch.Tensor:
-        g = self.ctx.generator(layer.name)
+    def score(self, ctx: PruneContext, layer: PrunableLayer) -> torch.Tensor:
+        g = ctx.generator(layer.name)
         return torch.rand(layer.shape, generator=g).to(layer.weight.device)

@@ -25,16 +25,14 @@ from dataclasses import dataclass
 import torch
 
 from sparsebench.adapters import PrunableLayer
-from sparsebench.method import InputStatsMethod, MethodMeta, methods
+from sparsebench.params import param
+from sparsebench.patterns import Group
+from sparsebench.pruning import InputStatsMethod, MethodMeta, PruneContext, methods
 
 
 @dataclass(frozen=True)
 class RIAParams:
-    a: float = 0.5  # exponent of the input norm ‖X_j‖₂
-
-    def __post_init__(self) -> None:
-        if not self.a >= 0:
-            raise ValueError(f"ria needs a >= 0, got a={self.a}")
+    a: float = param(0.5, ge=0)  # exponent of the input norm ‖X_j‖₂
 
 
 def ria_score(weight: torch.Tensor, input_norm: torch.Tensor, a: float = 0.5) -> torch.Tensor:
@@ -53,8 +51,8 @@ class RIA(InputStatsMethod):
     meta = MethodMeta(
         "relative importance of |W| in its row and column, times ‖X‖₂^a",
         paper="ICLR 2024", citation="Zhang et al., 2024",
-        needs_calibration=True, mask_group="layer",
+        needs_calibration=True, group=Group.LAYER,
     )
 
-    def score(self, layer: PrunableLayer) -> torch.Tensor:
+    def score(self, ctx: PruneContext, layer: PrunableLayer) -> torch.Tensor:
         return ria_score(layer.weight.detach(), self.inputs[layer].norm, self.params.a)

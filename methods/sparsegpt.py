@@ -12,10 +12,10 @@ Per layer, with calibration inputs ``X`` (in × tokens):
   ``e = (w_j − q_j) / U_jj`` is propagated to the block's remaining columns
   (``W[:, j:] −= e U_j,j:``), and the block's accumulated errors update all later columns
   at once when the block ends.
-- Adaptive mask selection: the saliency ``w² / U_jj²`` picks the mask per block of
-  columns (unstructured: the lowest ``sparsity`` fraction of the whole row×block tile;
-  N:M: the lowest ``m − n`` of every ``m`` columns, chosen when the group is reached,
-  from the already-updated weights).
+- Adaptive mask selection with the shared selector (:func:`~sparsebench.masks.select_mask`):
+  the saliency ``w² / U_jj²`` picks the mask per block of columns (unstructured: the lowest
+  ``sparsity`` fraction of the whole row×block tile, as one layer; N:M: the lowest ``m − n``
+  of every ``m`` columns, chosen when the group is reached, from the already-updated weights).
 
 Surviving weights are updated (``updates_weights=True``). ``score`` is the saliency of
 the first block without updates (used by DSnoT's ``initial=sparsegpt``).
@@ -29,18 +29,16 @@ import torch
 
 from sparsebench.adapters import PrunableLayer
 from sparsebench.errors import InvalidSpecError
-from sparsebench.method import MethodMeta, PruneContext, ScoreMethod, methods
-from sparsebench.patterns import NM, Unstructured
+from sparsebench.masks import select_mask
+from sparsebench.params import param
+from sparsebench.patterns import NM, Group, Unstructured
+from sparsebench.pruning import MethodMeta, PruneContext, ScoreMethod, methods
 
 
 @dataclass(frozen=True)
 class SparseGPTParams:
-    blocksize: int = 128  # columns per lazy-update block
-    percdamp: float = 0.01  # dampening, as a fraction of the mean Hessian diagonal
-
-    def __post_init__(self) -> None:
-        if self.blocksize < 1 or not 0 <= self.percdamp < 1:
-            raise ValueError(f"need blocksize >= 1 and 0 <= percdamp < 1, got {self.blocksize}, {self.percdamp}")
+    blocksize: int = param(128, ge=1)  # columns per lazy-update block
+    percdamp: float = param(0.01, ge=0, lt=1)  # dampening, as a fraction of the mean Hessian diagonal
 
 
 def add_to_hessian(h: torch.Tensor | None, count: int, x: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -67,51 +65,42 @@ def inverse_hessian_factor(h: torch.Tensor, percdamp: float) -> tuple[torch.Tens
     return torch.linalg.cholesky(hinv, upper=True), dead
 
 
-def _prune_lowest(saliency: torch.Tensor, k: int) -> torch.Tensor:
-    """Bool mask (True = pruned) of the ``k`` lowest entries of ``saliency``."""
-    out = torch.zeros(saliency.shape, dtype=torch.bool, device=saliency.device)
-    if k > 0:
-        out.view(-1)[torch.topk(saliency.flatten(), k, largest=False).indices] = True
-    return out
-
-
 def sparsegpt_reconstruct(
     weight: torch.Tensor, h: torch.Tensor, sparsity: float, nm: NM | None = None, blocksize: int = 128, percdamp: float = 0.01
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Prune ``weight`` (``[out, in]``) with OBS updates; return ``(new weight, keep mask)``."""
     w = weight.detach().float().clone(memory_format=torch.contiguous_format)
-    rows, cols = w.shape
-    if nm is not None and cols % nm.m:
-        raise InvalidSpecError(f"{nm} needs the input size ({cols}) to be a multiple of {nm.m}")
-    if nm is not None and blocksize % nm.m:
-        raise InvalidSpecError(f"sparsegpt: blocksize {blocksize} must be a multiple of {nm.m} for {nm}")
+    cols = w.shape[1]
+    if nm is not None:
+        nm.check_shape(tuple(w.shape))
+        if blocksize % nm.m:
+            raise InvalidSpecError(f"sparsegpt: blocksize {blocksize} must be a multiple of {nm.m} for {nm}")
     u, dead = inverse_hessian_factor(h.float(), percdamp)
     w[:, dead] = 0
-    pruned = torch.zeros_like(w, dtype=torch.bool)
+    keep = torch.ones_like(w, dtype=torch.bool)
     for i1 in range(0, cols, blocksize):
         i2 = min(i1 + blocksize, cols)
         w1 = w[:, i1:i2].clone()
         u1 = u[i1:i2, i1:i2]
         d = torch.diag(u1)
         err = torch.zeros_like(w1)
-        p1 = torch.zeros_like(w1, dtype=torch.bool)
+        k1 = torch.ones_like(w1, dtype=torch.bool)
         if nm is None:  # adaptive mask for the whole block, from its current (updated) weights
-            p1 = _prune_lowest(w1**2 / d.reshape(1, -1) ** 2, round(sparsity * w1.numel()))
+            k1 = select_mask(w1**2 / d.reshape(1, -1) ** 2, Unstructured(), sparsity, Group.LAYER)
         for j in range(i2 - i1):
             if nm is not None and j % nm.m == 0:
-                sal = w1[:, j : j + nm.m] ** 2 / d[j : j + nm.m].reshape(1, -1) ** 2
-                idx = torch.topk(sal, nm.m - nm.n, dim=1, largest=False).indices
-                p1[:, j : j + nm.m].scatter_(1, idx, True)
+                window = slice(j, j + nm.m)
+                k1[:, window] = select_mask(w1[:, window] ** 2 / d[window].reshape(1, -1) ** 2, nm, sparsity)
             col = w1[:, j]
-            q = torch.where(p1[:, j], torch.zeros_like(col), col)
+            q = torch.where(k1[:, j], col, torch.zeros_like(col))
             e = (col - q) / d[j]
             w1[:, j:].addr_(e, u1[j, j:], alpha=-1.0)  # rank-1 OBS update of the block's remaining columns
             w1[:, j] = q
             err[:, j] = e
         w[:, i1:i2] = w1
-        pruned[:, i1:i2] = p1
+        keep[:, i1:i2] = k1
         w[:, i2:] -= err @ u[i1:i2, i2:]
-    return w, ~pruned
+    return w, keep
 
 
 @methods.register("sparsegpt")
@@ -129,7 +118,7 @@ class SparseGPT(ScoreMethod):
         super().__init__(params)
         self.hessians: dict[str, tuple[torch.Tensor, int]] = {}
 
-    def observe(self, layer: PrunableLayer, x: torch.Tensor) -> None:
+    def observe(self, ctx: PruneContext, layer: PrunableLayer, x: torch.Tensor) -> None:
         h, n = self.hessians.get(layer.name, (None, 0))
         self.hessians[layer.name] = add_to_hessian(h, n, x)
 
@@ -138,7 +127,7 @@ class SparseGPT(ScoreMethod):
             raise RuntimeError(f"no calibration inputs were observed for {layer.name}")
         return self.hessians[layer.name][0]
 
-    def score(self, layer: PrunableLayer) -> torch.Tensor:
+    def score(self, ctx: PruneContext, layer: PrunableLayer) -> torch.Tensor:
         u, _ = inverse_hessian_factor(self.hessian(layer), self.params.percdamp)
         return layer.weight.detach().float() ** 2 / torch.diag(u).reshape(1, -1) ** 2
 
@@ -150,5 +139,5 @@ class SparseGPT(ScoreMethod):
         layer.set_weight(w)
         return keep
 
-    def release(self, layer: PrunableLayer) -> None:
+    def release(self, ctx: PruneContext, layer: PrunableLayer) -> None:
         self.hessians.pop(layer.name, None)

@@ -16,7 +16,8 @@ from __future__ import annotations
 import torch
 
 from sparsebench.adapters import PrunableLayer
-from sparsebench.method import InputStatsMethod, MethodMeta, methods
+from sparsebench.patterns import Group
+from sparsebench.pruning import InputStatsMethod, MethodMeta, PruneContext, methods
 
 
 def wanda_score(weight: torch.Tensor, input_norm: torch.Tensor) -> torch.Tensor:
@@ -31,8 +32,8 @@ class Wanda(InputStatsMethod):
     meta = MethodMeta(
         "keep the largest |W|·‖X‖₂ in each output row (weights and activations)",
         paper="arXiv:2306.11695", citation="Sun et al., 2023",
-        needs_calibration=True, mask_group="row",
+        needs_calibration=True, group=Group.ROW,
     )
 
-    def score(self, layer: PrunableLayer) -> torch.Tensor:
+    def score(self, ctx: PruneContext, layer: PrunableLayer) -> torch.Tensor:
         return wanda_score(layer.weight.detach(), self.inputs[layer].norm)

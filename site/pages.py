@@ -92,7 +92,7 @@ def leaderboards(frames: Frames) -> Iterator[Page]:
 
 
 def _method_info(name: str) -> dict[str, Any]:
-    from sparsebench.method import methods
+    from sparsebench.pruning import methods
 
     cls = _registered(methods, name)
     if cls is None:
@@ -106,12 +106,12 @@ def _method_info(name: str) -> dict[str, Any]:
     return dict(
         registered=True, summary=m.summary, doc=(cls.__doc__ or "").strip(), paper=f"{m.citation} {m.paper or ''}".strip(),
         paper_href=paper_href, taxonomy=tuple((k, "yes" if v else "no") for k, v in taxonomy),
-        patterns=", ".join(t.__name__ for t in m.patterns), mask_group=m.mask_group, params=params,
+        patterns=", ".join(t.__name__ for t in m.patterns), mask_group=str(m.group), params=params,
     )
 
 
 def method_pages(frames: Frames) -> Iterator[Page]:
-    from sparsebench.method import methods
+    from sparsebench.pruning import methods
 
     stored = set(frames.runs["method"]) if not frames.runs.empty else set()
     names = sorted(stored | set(methods.list()))

@@ -1,4 +1,9 @@
-"""Model-family adapter: where the blocks and prunable layers of a model are.
+"""Model-family adapters: everything that knows a model family's attribute names and calls.
+
+Where the blocks and prunable layers of a model are, how a calibration batch reaches the
+first block, where a block's hidden states are in its call and its output, and how a
+language model is called for its loss, its logits or a cached decoding step. No other
+module touches a model's attributes or call conventions.
 
 Found generically, so Llama, Mistral, Qwen, OPT, GPT-2 (and BERT / vision backbones) need
 no per-family code: the *blocks* are the children of the longest ``nn.ModuleList`` of
@@ -15,8 +20,12 @@ blocks and stay dense, the usual "first and last layer dense" convention.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import inspect
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -55,6 +64,11 @@ class PrunableLayer:
         return t
 
     @property
+    def is_linear(self) -> bool:
+        """A matrix product (``nn.Linear`` or GPT-2 ``Conv1D``), not a convolution."""
+        return isinstance(self.module, nn.Linear) or _is_conv1d(self.module)
+
+    @property
     def shape(self) -> tuple[int, int]:
         return tuple(self.weight.shape)  # type: ignore[return-value]
 
@@ -72,18 +86,33 @@ class PrunableLayer:
             self.weight.mul_(mask.to(self.module.weight.device, self.module.weight.dtype))
 
 
+def _hidden_of(output: Any) -> torch.Tensor:
+    # decoder layers return a tensor (transformers 5 Llama) or a tuple whose first item it is
+    return output[0] if isinstance(output, (tuple, list)) else output
+
+
 @dataclass(frozen=True)
-class Block:
-    """One repeated unit (decoder layer) and its prunable layers, in execution order."""
+class ModelBlock:
+    """One repeated unit (decoder layer, encoder layer, stage block) and its prunable layers, in execution order."""
 
     index: int
     name: str
     module: nn.Module
     layers: tuple[PrunableLayer, ...]
 
+    def run(self, hidden: torch.Tensor, args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor:
+        """The block's output hidden states for input ``hidden`` and its other arguments."""
+        return _hidden_of(self.module(hidden, *args, **kwargs))
+
+
+BlockCallRecorder = Callable[[tuple[Any, ...], dict[str, Any]], None]
+
 
 class ModelAdapter:
-    """Generic adapter; ``include_conv`` makes ``nn.Conv2d`` layers prunable (vision)."""
+    """Finds blocks and prunable layers; ``include_conv`` makes ``nn.Conv2d`` layers prunable (vision).
+
+    How a model is called is left to the subclasses; this base knows only the structure.
+    """
 
     def __init__(self, include_conv: bool = False):
         self.include_conv = include_conv
@@ -127,15 +156,15 @@ class ModelAdapter:
             out.append((name, mod))
         return out
 
-    def blocks(self, model: nn.Module) -> list[Block]:
-        out: list[Block] = []
+    def blocks(self, model: nn.Module) -> list[ModelBlock]:
+        out: list[ModelBlock] = []
         for prefix, modlist in self.block_lists(model):
             for i, block in enumerate(modlist):
                 bname = f"{prefix}.{i}" if prefix else str(i)
                 layers = tuple(
                     PrunableLayer(f"{bname}.{n}", m) for n, m in block.named_modules() if n and self._prunable(m)
                 )
-                out.append(Block(len(out), bname, block, layers))
+                out.append(ModelBlock(len(out), bname, block, layers))
         return out
 
     def prunable_layers(self, model: nn.Module) -> list[PrunableLayer]:
@@ -150,3 +179,118 @@ class ModelAdapter:
                 continue
             seen.add(id(p))
             yield name, p
+
+    def max_context(self, model: nn.Module) -> int | None:
+        """The longest sequence the model's configuration allows, if it states one."""
+        cfg = getattr(model, "config", None)
+        for key in ("max_position_embeddings", "n_positions", "max_sequence_length"):
+            v = getattr(cfg, key, None)
+            if isinstance(v, int) and v > 0:
+                return v
+        return None
+
+    def head_parameters(self, model: nn.Module) -> int:
+        """Weights of the output head (the LM head), which pruning leaves dense; 0 if there is none."""
+        head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+        return head.weight.numel() if head is not None and hasattr(head, "weight") else 0
+
+    @staticmethod
+    def split_block_call(args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[torch.Tensor, tuple[Any, ...], dict[str, Any]]:
+        """A block call's hidden states (first positional, or the ``hidden_states`` keyword) and its other arguments."""
+        if args:
+            return args[0], args[1:], kwargs
+        return kwargs["hidden_states"], (), {k: v for k, v in kwargs.items() if k != "hidden_states"}
+
+    def feed_first_block(self, model: nn.Module, batches: torch.Tensor, device: torch.device, record: BlockCallRecorder) -> None:
+        """Run ``model`` on each batch (one at a time, on ``device``) so that its first block is
+        called; ``record(args, kwargs)`` sees every call of that block. The model returns to
+        where it was."""
+        raise NotImplementedError(f"{type(self).__name__} does not know how to call the model")
+
+
+class _RecordingBlock(nn.Module):
+    """Stands in for a block: passes each call to ``record``, then runs the block."""
+
+    def __init__(self, block: nn.Module, record: BlockCallRecorder):
+        super().__init__()
+        self.block = block
+        self.record = record
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        self.record(args, kwargs)
+        return self.block(*args, **kwargs)
+
+
+@contextmanager
+def _swapped(model: nn.Module, path: str, replacement: nn.Module) -> Iterator[None]:
+    parent_name, _, attr = path.rpartition(".")
+    parent = model.get_submodule(parent_name) if parent_name else model
+    original = getattr(parent, attr)
+    setattr(parent, attr, replacement)
+    try:
+        yield
+    finally:
+        setattr(parent, attr, original)
+
+
+@functools.cache
+def _cache_keyword(model_class: type) -> str:
+    # transformers 5 calls the KV cache ``cache``; 4.x called it ``past_key_values``
+    return "cache" if "cache" in inspect.signature(model_class.forward).parameters else "past_key_values"
+
+
+class LanguageModelAdapter(ModelAdapter):
+    """Hugging Face language models (causal and masked): token ids in, logits out."""
+
+    def feed_first_block(self, model: nn.Module, batches: torch.Tensor, device: torch.device, record: BlockCallRecorder) -> None:
+        """The block list is swapped for a one-element list holding a recorder around block 0,
+        and the backbone (``base_model``: the model without its head, e.g. a 49k-vocabulary LM
+        head) runs on each sequence of token ids: neither the head nor blocks 1..N execute, and
+        only the stem (embeddings, rotary, final norm) and block 0 visit ``device``."""
+        prefix, blocks = self.block_list(model)
+        backbone = getattr(model, "base_model", model)
+        home = next(model.parameters()).device
+        with _swapped(model, prefix, nn.ModuleList([_RecordingBlock(blocks[0], record)])):
+            backbone.to(device)
+            try:
+                for i in range(batches.shape[0]):
+                    backbone(input_ids=batches[i : i + 1].to(device), use_cache=False)
+            finally:
+                backbone.to(home)
+
+    def lm_loss(self, model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
+        """The model's own language-modelling loss on ``ids`` (the labels are the inputs)."""
+        return model(input_ids=ids, labels=ids, use_cache=False).loss
+
+    def logits(self, model: nn.Module, ids: torch.Tensor) -> torch.Tensor:
+        """Logits for every position of ``ids`` (``[batch, tokens, vocab]``), without a KV cache."""
+        return model(input_ids=ids, use_cache=False).logits
+
+    def decode(self, model: nn.Module, ids: torch.Tensor, cache: Any = None) -> tuple[torch.Tensor, Any]:
+        """One cached forward step: the logits for ``ids`` and the KV cache to pass to the next step."""
+        key = _cache_keyword(type(model))
+        out = model(input_ids=ids, use_cache=True, **({} if cache is None else {key: cache}))
+        return out.logits, getattr(out, key)
+
+    def vocab_size(self, model: nn.Module) -> int:
+        """Rows of the input embedding: the token ids the model accepts."""
+        return model.get_input_embeddings().num_embeddings
+
+
+class ImageAdapter(ModelAdapter):
+    """Image classifiers: pixel batches ``[n, 3, H, W]`` in, called positionally."""
+
+    def feed_first_block(self, model: nn.Module, batches: torch.Tensor, device: torch.device, record: BlockCallRecorder) -> None:
+        """Vision backbones may not route every stage through one block list (EfficientNet's head
+        reads block 0's output shape), so the whole model runs and a forward pre-hook on the first
+        block records its calls."""
+        _, blocks = self.block_list(model)
+        home = next(model.parameters()).device
+        handle = blocks[0].register_forward_pre_hook(lambda _module, args, kwargs: record(args, kwargs), with_kwargs=True)
+        model.to(device)
+        try:
+            for i in range(batches.shape[0]):
+                model(batches[i : i + 1].to(device))
+        finally:
+            handle.remove()
+            model.to(home)

@@ -78,8 +78,8 @@ def run(method, model, sparsity, pattern, suite, tasks, params, kernels, device,
     sparsity, suite + version, tasks, seed): the same spec is stored once and skipped
     next time unless --force. Nothing is written unless the whole run succeeds.
     """
-    from .method import methods
     from .patterns import parse_pattern
+    from .pruning import methods
     from .runner import run as run_spec
     from .spec import RunSpec
     from .store import Store

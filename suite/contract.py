@@ -1,11 +1,14 @@
 """The method contract, as checks a contributor can run on their own method.
 
-Every registered method must, on tiny random models of every supported family:
+Every registered method must, on tiny random models of every supported family and for
+every pattern it supports (unstructured, unstructured-global, 2:4, 4:8, block4x4: those a
+driver runs it with and the models' layer shapes allow):
 
 - meet the target sparsity (as the runner's verification measures it) and pass that verification;
-- produce valid N:M masks when asked for N:M (2:4 and 4:8);
+- produce valid N:M masks when asked for N:M;
 - give the same masks for the same seed;
-- change nothing outside the targeted (prunable) layers.
+- change nothing outside the targeted (prunable) layers;
+- declare a range for every numeric parameter (:func:`sparsebench.params.param`).
 
 A method that does not prune (``meta.prunes`` is False, the dense baseline) must return no
 masks and change no parameter at all. ``sparsebench check-method`` prints these checks;
@@ -23,14 +26,18 @@ from pathlib import Path
 
 import torch
 
-from .errors import SparsebenchError
+from .drivers import choose_driver, prune
+from .errors import InvalidSpecError, SparsebenchError
 from .masks import fingerprint, verify
-from .method import Method, PruneContext, methods
-from .patterns import NM, Pattern, Unstructured
+from .params import numeric_params
+from .patterns import NM, Block, Group, Pattern, Unstructured, fits
+from .pruning import Method, PruneContext, methods
+
+CANDIDATE_PATTERNS: tuple[Pattern, ...] = (Unstructured(), Unstructured(Group.GLOBAL), NM(2, 4), NM(4, 8), Block(4, 4))
 
 
 @dataclass(frozen=True)
-class Check:
+class ContractCheck:
     """One contract check on one tiny model: passed or not, and why."""
 
     method: str
@@ -72,12 +79,25 @@ def load_method_source(target: str) -> list[str]:
     return [methods.canonical(target)]
 
 
-def _patterns(cls: type[Method], sparsity: float) -> list[tuple[Pattern, float]]:
+def _patterns(cls: type[Method], shapes: list[tuple[int, int]], sparsity: float) -> list[tuple[Pattern, float]]:
+    """The candidate patterns a driver runs ``cls`` with and every layer shape allows, with their targets."""
     out: list[tuple[Pattern, float]] = []
-    for pattern in (Unstructured(), NM(2, 4), NM(4, 8)):
-        if isinstance(pattern, cls.meta.patterns):
+    method = cls()
+    for pattern in CANDIDATE_PATTERNS:
+        try:
+            choose_driver(method, pattern)
+        except InvalidSpecError:
+            continue
+        if all(fits(pattern, shape) for shape in shapes):
             out.append((pattern, pattern.implied_sparsity or sparsity))
     return out
+
+
+def _layer_shapes(model_dir: Path) -> list[tuple[int, int]]:
+    from .models import load_model, resolve_model
+
+    loaded = load_model(resolve_model(str(model_dir)))
+    return [layer.shape for layer in loaded.adapter.prunable_layers(loaded.model)]
 
 
 def _prune(model_dir: Path, cls: type[Method], pattern: Pattern, sparsity: float, seed: int, calibration):
@@ -87,7 +107,8 @@ def _prune(model_dir: Path, cls: type[Method], pattern: Pattern, sparsity: float
     adapter = loaded.adapter
     before = fingerprint(dict(adapter.iter_untargeted(loaded.model)))
     before_all = fingerprint(dict(loaded.model.named_parameters()))
-    masks = cls().prune(PruneContext(loaded, pattern, sparsity, seed, calibration if cls.meta.needs_calibration else None, progress=False))
+    ctx = PruneContext(loaded, pattern, sparsity, seed, calibration if cls.meta.needs_calibration else None, progress=False)
+    masks = prune(cls(), ctx)
     return loaded, masks, before, before_all
 
 
@@ -102,17 +123,24 @@ def check_method(
     model_dirs: Mapping[str, Path],
     sparsity: float = 0.5,
     calibration=None,
-    on_check: Callable[[Check], None] = lambda c: None,
-) -> list[Check]:
+    on_check: Callable[[ContractCheck], None] = lambda c: None,
+) -> list[ContractCheck]:
     """Run the contract on ``name`` over the tiny models in ``model_dirs`` (``{family: folder}``)."""
     cls = methods.get(name)
     name = cls.name
-    checks: list[Check] = []
+    checks: list[ContractCheck] = []
 
     def add(check: str, model: str, pattern: object, passed: bool, detail: str = "") -> None:
-        c = Check(name, check, model, str(pattern), bool(passed), detail)
+        c = ContractCheck(name, check, model, str(pattern), bool(passed), detail)
         checks.append(c)
         on_check(c)
+
+    numeric = numeric_params(cls.Params)
+    if numeric:
+        undeclared = [p.name for p in numeric if p.range is None]
+        add("parameter ranges declared", "-", "-", not undeclared,
+            f"no range for {', '.join(undeclared)}: declare one with sparsebench.params.param(default, ge=..., lt=...)"
+            if undeclared else f"{len(numeric)} numeric parameters, each with a range")
 
     for family, folder in model_dirs.items():
         if not cls.meta.prunes:
@@ -126,7 +154,16 @@ def check_method(
                 "no masks, no parameter changed" if not masks and after_all == before_all
                 else f"returned {len(masks)} masks; parameters changed: {after_all != before_all}")
             continue
-        for pattern, target in _patterns(cls, sparsity):
+        try:
+            patterns = _patterns(cls, _layer_shapes(folder), sparsity)
+        except Exception as exc:
+            add("prunes without error", family, "-", False, _failed(exc))
+            continue
+        if not patterns:
+            add("supports a checked pattern", family, "-", False,
+                f"none of {', '.join(map(str, CANDIDATE_PATTERNS))} is supported or fits the layer shapes")
+            continue
+        for pattern, target in patterns:
             try:
                 loaded, masks, before, _ = _prune(folder, cls, pattern, target, 0, calibration)
             except Exception as exc:
@@ -145,13 +182,11 @@ def check_method(
             after = fingerprint(dict(loaded.adapter.iter_untargeted(loaded.model)))
             add("only targeted layers change", family, pattern, after == before,
                 "untargeted parameters unchanged" if after == before else "a parameter outside the prunable layers changed")
-        _check_seed(cls, family, folder, sparsity, calibration, add)
+        _check_seed(cls, family, folder, *patterns[0], calibration, add)
     return checks
 
 
-def _check_seed(cls: type[Method], family: str, folder: Path, sparsity: float, calibration, add) -> None:
-    pattern = Unstructured() if isinstance(Unstructured(), cls.meta.patterns) else _patterns(cls, sparsity)[0][0]
-    target = pattern.implied_sparsity or sparsity
+def _check_seed(cls: type[Method], family: str, folder: Path, pattern: Pattern, target: float, calibration, add) -> None:
     try:
         a = _prune(folder, cls, pattern, target, 1, calibration)[1]
         b = _prune(folder, cls, pattern, target, 1, calibration)[1]
@@ -163,7 +198,7 @@ def _check_seed(cls: type[Method], family: str, folder: Path, sparsity: float, c
         "identical masks for seed 1 twice" if not differ else f"masks differ in {len(differ)} layers, e.g. {differ[0]}")
 
 
-def summary(checks: Iterable[Check]) -> tuple[int, int]:
+def summary(checks: Iterable[ContractCheck]) -> tuple[int, int]:
     """(passed, total)."""
     checks = list(checks)
     return sum(c.passed for c in checks), len(checks)

@@ -77,8 +77,8 @@ class Grid:
 
     def specs(self) -> list[RunSpec]:
         """Every point of the grid as a parsed (not yet validated) RunSpec."""
-        from .method import methods
         from .patterns import parse_pattern
+        from .pruning import methods
 
         built = [methods.get(m.name).from_options(dict(m.params)) for m in self.methods]
         patterns = [parse_pattern(p) for p in self.patterns]

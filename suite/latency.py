@@ -11,7 +11,6 @@ Two rows per kernel are returned (``scope`` ``prefill`` and ``decode``).
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from . import provenance
-from .adapters import PrunableLayer, _is_conv1d
+from .adapters import LanguageModelAdapter, PrunableLayer
 from .kernel import Kernel, KernelUnsupported, SparseLinear, ideal_speedup, make_kernel
 from .kernel import kernels as kernel_registry
 from .microbench import timing_row
@@ -44,10 +43,6 @@ class E2EConfig:
     timing: TimingConfig = field(default_factory=lambda: TimingConfig(warmup=1, min_iters=3, min_time_s=1.0))
 
 
-def _is_linear(module: nn.Module) -> bool:
-    return isinstance(module, nn.Linear) or _is_conv1d(module)
-
-
 @contextmanager
 def swapped(model: nn.Module, layers: Sequence[PrunableLayer], kernel: Kernel, masks: Mapping[str, torch.Tensor]) -> Iterator[dict[str, Any]]:
     """Replace each layer by the kernel's module inside the block; always restore the originals.
@@ -58,7 +53,7 @@ def swapped(model: nn.Module, layers: Sequence[PrunableLayer], kernel: Kernel, m
     details: dict[str, Any] = {}
     try:
         for layer in layers:
-            if not _is_linear(layer.module):
+            if not layer.is_linear:
                 raise KernelUnsupported(f"{layer.name} is a {type(layer.module).__name__}; kernels replace linear layers only")
             w = layer.weight.detach()
             mask = masks.get(layer.name)
@@ -76,11 +71,10 @@ def swapped(model: nn.Module, layers: Sequence[PrunableLayer], kernel: Kernel, m
             setattr(parent, child, module)
 
 
-def _amdahl_ideal(model: nn.Module, layers: Sequence[PrunableLayer], pattern: Pattern, sparsity: float) -> tuple[float | None, float]:
+def _amdahl_ideal(head_parameters: int, layers: Sequence[PrunableLayer], pattern: Pattern, sparsity: float) -> tuple[float | None, float]:
     """Ideal whole-model speedup if only the prunable weights shrink (the LM head does not)."""
     pruned = sum(layer.weight.numel() for layer in layers)
-    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
-    other = head.weight.numel() if head is not None and hasattr(head, "weight") else 0
+    other = head_parameters
     share = pruned / (pruned + other) if pruned + other else 0.0
     layer_ideal = ideal_speedup(pattern, sparsity)
     if layer_ideal is None:
@@ -107,16 +101,14 @@ def end_to_end_timings(
     layers = loaded.adapter.prunable_layers(model)
     dtype = next(model.parameters()).dtype
     hardware = provenance.hardware_label(device)
-    ideal, share = _amdahl_ideal(model, layers, pattern, sparsity)
-    vocab = model.get_input_embeddings().num_embeddings
+    ideal, share = _amdahl_ideal(loaded.adapter.head_parameters(model), layers, pattern, sparsity)
     limit = loaded.max_context or 2048
-    g = torch.Generator().manual_seed(config.seed)
-    prompt = torch.randint(0, vocab, (1, min(config.prefill_tokens, limit)), generator=g).to(device)
-    context = prompt[:, : min(config.decode_context, limit - config.decode_tokens)]
+    prefill_tokens = min(config.prefill_tokens, limit)
+    context_tokens = min(config.decode_context, limit - config.decode_tokens, prefill_tokens)
     name = loaded.entry.name
     shapes = {
-        "prefill": {"model": name, "prefill_tokens": prompt.shape[1], "layers": len(layers)},
-        "decode": {"model": name, "context": context.shape[1], "new_tokens": config.decode_tokens, "layers": len(layers)},
+        "prefill": {"model": name, "prefill_tokens": prefill_tokens, "layers": len(layers)},
+        "decode": {"model": name, "context": context_tokens, "new_tokens": config.decode_tokens, "layers": len(layers)},
     }
     common = dict(pattern=str(pattern), sparsity=sparsity, dtype=dtype, device=str(device), hardware=hardware, ideal=ideal)
     extra = {"prunable_weight_share": share}
@@ -124,24 +116,25 @@ def end_to_end_timings(
     def unsupported(k: Kernel, why: str) -> list[dict[str, Any]]:
         return [timing_row(k, "unsupported", scope=s, shape=shapes[s], reason=why, details=extra, **common) for s in shapes]
 
-    if loaded.entry.kind != "causal-lm":
+    adapter = loaded.adapter
+    if loaded.entry.kind != "causal-lm" or not isinstance(adapter, LanguageModelAdapter):
         return [r for n in kernels for r in unsupported(make_kernel(n), f"end-to-end latency is measured for causal LMs, not {loaded.entry.kind}")]
+    g = torch.Generator().manual_seed(config.seed)
+    prompt = torch.randint(0, adapter.vocab_size(model), (1, prefill_tokens), generator=g).to(device)
+    context = prompt[:, :context_tokens]
 
     def prefill() -> torch.Tensor:
-        return model(input_ids=prompt, use_cache=False).logits
-
-    # transformers 5 calls the KV cache ``cache``; 4.x called it ``past_key_values``
-    cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        return adapter.logits(model, prompt)
 
     def start_decode() -> tuple[Any, torch.Tensor]:
-        out = model(input_ids=context, use_cache=True)
-        return getattr(out, cache_kw), out.logits[:, -1:].argmax(-1)
+        logits, cache = adapter.decode(model, context)
+        return cache, logits[:, -1:].argmax(-1)
 
     def decode(state: tuple[Any, torch.Tensor]) -> None:
         cache, tok = state
         for _ in range(config.decode_tokens):  # greedy, one token at a time
-            out = model(input_ids=tok, use_cache=True, **{cache_kw: cache})
-            cache, tok = getattr(out, cache_kw), out.logits[:, -1:].argmax(-1)
+            logits, cache = adapter.decode(model, tok, cache)
+            tok = logits[:, -1:].argmax(-1)
 
     with torch.inference_mode():
         reference = prefill().float()

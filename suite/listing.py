@@ -8,7 +8,7 @@ import pandas as pd
 
 
 def _methods() -> pd.DataFrame:
-    from .method import methods
+    from .pruning import methods
 
     rows = []
     for name, cls in methods.items():

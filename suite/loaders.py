@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .adapters import ModelAdapter
+from .adapters import ImageAdapter, LanguageModelAdapter
 from .data import Resolved
 from .models import LoadedModel, ModelEntry, dequantized_gguf_folder, loaders
 
@@ -16,7 +16,7 @@ def load_causal_lm(entry: ModelEntry, found: Resolved, device: torch.device, dty
     folder = dequantized_gguf_folder(found.path, found.revision) if found.fmt == "gguf" else found.path
     tok = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).to(device)
-    return LoadedModel(entry, model, tok, found.revision, found.source.describe(), ModelAdapter(), device)
+    return LoadedModel(entry, model, tok, found.revision, found.source.describe(), LanguageModelAdapter(), device)
 
 
 @loaders.register("masked-lm")
@@ -27,7 +27,7 @@ def load_masked_lm(entry: ModelEntry, found: Resolved, device: torch.device, dty
     model = AutoModelForMaskedLM.from_pretrained(found.path, dtype=dtype).to(device)
     # inference-free sparse encoders (OpenSearch) ship per-token query weights as idf.json
     extras = {"query_idf": found.path / "idf.json"} if (found.path / "idf.json").is_file() else {}
-    return LoadedModel(entry, model, tok, found.revision, found.source.describe(), ModelAdapter(), device, extras)
+    return LoadedModel(entry, model, tok, found.revision, found.source.describe(), LanguageModelAdapter(), device, extras)
 
 
 # --- image classification (issue 6) -------------------------------------------------------------
@@ -74,4 +74,4 @@ def load_image_classifier(entry: ModelEntry, found: Resolved, device: torch.devi
         raise SparsebenchError(f"cannot load an image classifier from format {found.fmt!r}")
     model, processor = build(found)
     model = model.to(device=device, dtype=dtype)
-    return LoadedModel(entry, model, processor, found.revision, found.source.describe(), ModelAdapter(include_conv=entry.include_conv), device)
+    return LoadedModel(entry, model, processor, found.revision, found.source.describe(), ImageAdapter(include_conv=entry.include_conv), device)

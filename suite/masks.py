@@ -2,7 +2,8 @@
 
 A mask is a bool tensor shaped like the weight (``[out, in]`` orientation), ``True`` =
 keep. Methods produce scores (higher = more important); :func:`select_mask` picks the
-mask for any pattern; :func:`verify` checks the result on every run before evaluation.
+mask for any pattern within a layer (:func:`select_global` across layers, by the same
+rule); :func:`verify` checks the result on every run before evaluation.
 """
 
 from __future__ import annotations
@@ -10,66 +11,66 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
 
 import torch
 
 from .errors import InvalidSpecError, VerificationError
-from .patterns import NM, Block, Pattern, Unstructured
+from .patterns import NM, Block, Group, Pattern, Unstructured, fits
 
 Masks = dict[str, torch.Tensor]
-Group = Literal["layer", "row"]
 
 
-def _prune_lowest(scores: torch.Tensor, k: int, dim: int | None = None) -> torch.Tensor:
-    """Mask (True = keep) that drops the ``k`` lowest scores (along ``dim`` or over all)."""
+def _drop_lowest(scores: torch.Tensor, count: int, dim: int | None = None) -> torch.Tensor:
+    """Mask (True = keep) without the ``count`` lowest scores (along ``dim``, or over all).
+
+    The one rule that decides which weights go, used by every selection below.
+    """
     mask = torch.ones(scores.shape, dtype=torch.bool, device=scores.device)
-    if k <= 0:
+    if count <= 0:
         return mask
     if dim is None:
-        idx = torch.topk(scores.flatten(), k, largest=False, sorted=False).indices
+        idx = torch.topk(scores.flatten(), count, largest=False, sorted=False).indices
         mask.view(-1)[idx] = False
     else:
-        idx = torch.topk(scores, k, dim=dim, largest=False, sorted=False).indices
+        idx = torch.topk(scores, count, dim=dim, largest=False, sorted=False).indices
         mask.scatter_(dim, idx, False)
     return mask
 
 
-def select_mask(scores: torch.Tensor, pattern: Pattern, sparsity: float, group: Group = "layer") -> torch.Tensor:
+def select_mask(scores: torch.Tensor, pattern: Pattern, sparsity: float, group: Group = Group.LAYER) -> torch.Tensor:
     """Keep the highest scores of a 2-D ``[out, in]`` score matrix under ``pattern``.
 
-    ``group`` is where scores compete for unstructured sparsity: the whole layer, or each
-    output row (Wanda's comparison group). N:M always competes within groups of ``m``
-    consecutive inputs; blocks compete by their summed score within the layer.
+    Unstructured: the lowest ``sparsity`` fraction of the ``group`` goes (the whole layer,
+    or each output row; for ``global`` see :func:`select_global`). N:M drops the lowest
+    ``m - n`` of every ``m`` consecutive inputs; blocks compete by their summed score
+    within the layer. The pattern's shape rule is checked first.
     """
     if scores.dim() != 2:
         raise InvalidSpecError(f"scores must be 2-D [out, in], got shape {tuple(scores.shape)}")
+    pattern.check_shape(tuple(scores.shape))
     scores = scores.float().contiguous()
     rows, cols = scores.shape
     if isinstance(pattern, NM):
-        if cols % pattern.m:
-            raise InvalidSpecError(f"{pattern} needs the input size ({cols}) to be a multiple of {pattern.m}")
         grouped = scores.reshape(rows, cols // pattern.m, pattern.m)
-        return _prune_lowest(grouped, pattern.m - pattern.n, dim=-1).reshape(rows, cols)
+        return _drop_lowest(grouped, pattern.m - pattern.n, dim=-1).reshape(rows, cols)
     if isinstance(pattern, Block):
         r, c = pattern.rows, pattern.cols
-        if rows % r or cols % c:
-            raise InvalidSpecError(f"{pattern} needs the weight shape {rows}x{cols} to be divisible by {r}x{c}")
         tiles = scores.reshape(rows // r, r, cols // c, c).sum(dim=(1, 3))
-        keep = _prune_lowest(tiles, round(sparsity * tiles.numel()))
+        keep = _drop_lowest(tiles, round(sparsity * tiles.numel()))
         return keep.repeat_interleave(r, 0).repeat_interleave(c, 1)
-    if isinstance(pattern, Unstructured):
-        if group == "row":
-            return _prune_lowest(scores, round(sparsity * cols), dim=1)
-        return _prune_lowest(scores, round(sparsity * scores.numel()))
-    raise InvalidSpecError(f"unknown pattern {pattern!r}")
+    if group is Group.ROW:
+        return _drop_lowest(scores, round(sparsity * cols), dim=1)
+    if group is Group.LAYER:
+        return _drop_lowest(scores, round(sparsity * scores.numel()))
+    raise ValueError(f"select_mask selects within one layer; group {group} spans layers (use select_global)")
 
 
 def select_global(scores: Mapping[str, torch.Tensor], sparsity: float) -> Masks:
-    """Unstructured masks with one threshold across all layers (exactly ``sparsity`` overall)."""
+    """Unstructured masks with one threshold across all layers (exactly ``sparsity`` overall):
+    :func:`select_mask`'s layer rule over every layer's scores side by side."""
     names = list(scores)
-    flat = torch.cat([scores[n].detach().float().flatten().cpu() for n in names])
-    keep = _prune_lowest(flat, round(sparsity * flat.numel()))
+    flat = torch.cat([scores[n].detach().float().flatten().cpu() for n in names]).unsqueeze(0)
+    keep = select_mask(flat, Unstructured(), sparsity, Group.LAYER)[0]
     out: Masks = {}
     offset = 0
     for n in names:
@@ -111,18 +112,18 @@ class MaskReport:
 
 def nm_valid(mask: torch.Tensor, pattern: NM) -> bool:
     """Every group of ``m`` consecutive inputs of every row keeps at most ``n``."""
-    rows, cols = mask.shape
-    if cols % pattern.m:
+    if not fits(pattern, tuple(mask.shape)):
         return False
+    rows, cols = mask.shape
     return bool((mask.reshape(rows, cols // pattern.m, pattern.m).sum(-1) <= pattern.n).all())
 
 
 def block_valid(mask: torch.Tensor, pattern: Block) -> bool:
     """Every ``rows × cols`` tile is either all kept or all zero."""
+    if not fits(pattern, tuple(mask.shape)):
+        return False
     r, c = pattern.rows, pattern.cols
     rows, cols = mask.shape
-    if rows % r or cols % c:
-        return False
     kept = mask.reshape(rows // r, r, cols // c, c).sum(dim=(1, 3))
     return bool(((kept == 0) | (kept == r * c)).all())
 

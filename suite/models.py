@@ -59,12 +59,8 @@ class LoadedModel:
 
     @property
     def max_context(self) -> int | None:
-        cfg = getattr(self.model, "config", None)
-        for key in ("max_position_embeddings", "n_positions", "max_sequence_length"):
-            v = getattr(cfg, key, None)
-            if isinstance(v, int) and v > 0:
-                return v
-        return None
+        """The longest sequence the model allows, if its configuration states one."""
+        return self.adapter.max_context(self.model)
 
 
 models: Registry[ModelEntry] = Registry("model", builtins="sparsebench.zoo")

@@ -1,38 +1,64 @@
-"""Sparsity patterns as types.
+"""Sparsity patterns as types, and the comparison group scores compete in.
 
 A pattern says *which* zeros are allowed; the target sparsity says *how many*.
 Strings such as ``"2:4"`` are parsed only at the edges (CLI, grid files) by
-:func:`parse_pattern`; everything inside works with these frozen dataclasses.
+:func:`parse_pattern`; everything inside works with these frozen dataclasses. Each
+pattern owns its shape rule (:meth:`check_shape`).
 
 N:M follows the hardware convention: at most ``n`` non-zeros in every group of ``m``
 consecutive weights along the input dimension (2:4 keeps 2 of every 4, i.e. 50%).
+
+Where unstructured scores compete is a :class:`Group`: the whole ``layer``, each output
+``row``, or ``global`` (every layer against one threshold). Every method declares its
+own group (magnitude: the layer; Wanda: each row); the pattern ``unstructured-global``
+overrides it. The rule, in :func:`comparison_group`: *the pattern's group if it names one,
+else the method's*. N:M and block patterns fix their own competitions (``m`` consecutive
+inputs; tiles within a layer) and name no group.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Literal, Union
+from enum import Enum
+from typing import Union
 
 from .errors import InvalidSpecError
 
 
+class Group(str, Enum):
+    """Where scores compete for an unstructured sparsity budget."""
+
+    LAYER = "layer"  # exactly the target fraction of each layer
+    ROW = "row"  # exactly the target fraction of each output row
+    GLOBAL = "global"  # the target fraction of all targeted weights, one threshold across layers
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True)
 class Unstructured:
-    """Any weight may be zero. ``scope`` is where scores compete: within each layer, or across all layers."""
+    """Any weight may be zero. ``group`` None: scores compete in the method's own group;
+    :attr:`Group.GLOBAL`: across all layers."""
 
-    scope: Literal["layer", "global"] = "layer"
+    group: Group | None = None
 
     def __post_init__(self) -> None:
-        if self.scope not in ("layer", "global"):
-            raise InvalidSpecError(f"unstructured scope must be 'layer' or 'global', got {self.scope!r}")
+        if self.group not in (None, Group.GLOBAL):
+            raise InvalidSpecError(f"an unstructured pattern names no group or the global one, got {self.group!r}")
+        if self.group is not None:
+            object.__setattr__(self, "group", Group(self.group))
 
     @property
     def implied_sparsity(self) -> float | None:
         return None
 
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        """Any ``[out, in]`` shape can take an unstructured mask."""
+
     def __str__(self) -> str:
-        return "unstructured" if self.scope == "layer" else "unstructured-global"
+        return "unstructured" if self.group is None else f"unstructured-{self.group.value}"
 
 
 @dataclass(frozen=True)
@@ -49,6 +75,15 @@ class NM:
     @property
     def implied_sparsity(self) -> float:
         return 1.0 - self.n / self.m
+
+    @property
+    def group(self) -> None:
+        return None  # the groups are m consecutive inputs
+
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        """Raise unless the input size (``shape[-1]``) is a multiple of ``m``."""
+        if shape[-1] % self.m:
+            raise InvalidSpecError(f"{self} needs the input size ({shape[-1]}) to be a multiple of {self.m}")
 
     def __str__(self) -> str:
         return f"{self.n}:{self.m}"
@@ -69,11 +104,37 @@ class Block:
     def implied_sparsity(self) -> float | None:
         return None
 
+    @property
+    def group(self) -> None:
+        return None  # tiles compete within their layer
+
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        """Raise unless an ``[out, in]`` shape divides into whole tiles."""
+        rows, cols = shape
+        if rows % self.rows or cols % self.cols:
+            raise InvalidSpecError(f"{self} needs the weight shape {rows}x{cols} to be divisible by {self.rows}x{self.cols}")
+
     def __str__(self) -> str:
         return f"block{self.rows}x{self.cols}"
 
 
 Pattern = Union[Unstructured, NM, Block]
+
+
+def comparison_group(pattern: Pattern, method_group: Group) -> Group:
+    """Where scores compete: the pattern's group if it names one (``unstructured-global``),
+    else the method's own. Only unstructured selection reads it."""
+    return pattern.group or method_group
+
+
+def fits(pattern: Pattern, shape: tuple[int, ...]) -> bool:
+    """Whether a weight of ``shape`` can take ``pattern``."""
+    try:
+        pattern.check_shape(shape)
+    except InvalidSpecError:
+        return False
+    return True
+
 
 _NM = re.compile(r"^\s*(\d+)\s*:\s*(\d+)\s*$")
 _BLOCK = re.compile(r"^\s*(?:block)?\s*(\d+)\s*x\s*(\d+)\s*$", re.IGNORECASE)
@@ -82,10 +143,10 @@ _BLOCK = re.compile(r"^\s*(?:block)?\s*(\d+)\s*x\s*(\d+)\s*$", re.IGNORECASE)
 def parse_pattern(text: str) -> Pattern:
     """Parse ``unstructured``, ``unstructured-global``, ``N:M`` or ``blockRxC`` (CLI edge only)."""
     t = text.strip().lower()
-    if t in ("unstructured", "unstructured-layer", "layer"):
+    if t == "unstructured":
         return Unstructured()
     if t in ("unstructured-global", "global"):
-        return Unstructured("global")
+        return Unstructured(Group.GLOBAL)
     if m := _NM.match(t):
         return NM(int(m.group(1)), int(m.group(2)))
     if m := _BLOCK.match(t):

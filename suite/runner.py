@@ -18,11 +18,12 @@ from typing import Any
 import torch
 
 from . import provenance
+from .drivers import choose_driver
 from .errors import InvalidSpecError, VerificationError
 from .masks import MaskReport, fingerprint, require, verify
-from .method import Method, PruneContext, methods
-from .models import LoadedModel, ModelEntry, load_model, resolve_model, resolve_weights
+from .models import ModelEntry, load_model, resolve_model, resolve_weights
 from .patterns import Unstructured, resolve_sparsity
+from .pruning import Method, PruneContext, methods
 from .spec import RunSpec, params_dict, spec_hash
 from .store import Store
 from .suites import Suite, suites
@@ -68,9 +69,7 @@ def plan(spec: RunSpec) -> Plan:
         sparsity = 0.0
     else:
         sparsity = resolve_sparsity(spec.pattern, spec.sparsity)
-        method.check_pattern(spec.pattern)
-        if isinstance(spec.pattern, Unstructured) and spec.pattern.scope == "global" and method.meta.needs_calibration:
-            raise InvalidSpecError(f"method {cls.name!r} prunes block by block and cannot use a global threshold")
+        choose_driver(method, spec.pattern)  # the pattern is one the method supports, and a driver runs it
     if spec.kernels:
         from .kernel import kernels
 
@@ -139,7 +138,7 @@ def run(
                        compute_device=device if spec.offload else None)
     echo(f"pruning with {spec.method} to {p.sparsity:.0%} {spec.pattern} ...")
     t0 = time.perf_counter()
-    masks = p.method.prune(ctx)
+    masks = choose_driver(p.method, spec.pattern).prune(p.method, ctx)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     prune_time = time.perf_counter() - t0
@@ -188,11 +187,3 @@ def run(
     ]
     run_id = store.write_run(record, metric_rows, timings, replace=force)
     return RunResult(h, run_id, False, record, metrics, report, timings)
-
-
-def load_and_prune(spec: RunSpec) -> tuple[Plan, LoadedModel, Any]:
-    """Load and prune without evaluating or storing (for tools that need the pruned model)."""
-    p = plan(spec)
-    loaded = load_model(p.model, p.spec.device)
-    ctx = PruneContext(loaded, p.spec.pattern, p.sparsity, p.spec.seed, _calibration(p, p.spec.seed), False)
-    return p, loaded, p.method.prune(ctx)

@@ -9,14 +9,16 @@ import pytest
 from sparsebench.cli import main
 from sparsebench.contract import check_method, load_method_source, summary
 from sparsebench.errors import SparsebenchError
-from sparsebench.method import methods
+from sparsebench.patterns import Block
+from sparsebench.pruning import methods
 from sparsebench.suites import suites
 
 HEADER = """
+from dataclasses import dataclass
 import torch
 from sparsebench.masks import select_mask
-from sparsebench.method import MethodMeta, ScoreMethod, methods
 from sparsebench.patterns import Unstructured
+from sparsebench.pruning import MethodMeta, ScoreMethod, methods
 """
 
 BROKEN = {
@@ -25,7 +27,7 @@ BROKEN = {
 @methods.register("undershoot")
 class Undershoot(ScoreMethod):
     meta = MethodMeta("prunes half of what it is asked to")
-    def score(self, layer):
+    def score(self, ctx, layer):
         return layer.weight.detach().abs()
     def select(self, ctx, layer, scores):
         return select_mask(scores, ctx.pattern, ctx.sparsity_for(layer) / 2)
@@ -34,7 +36,7 @@ class Undershoot(ScoreMethod):
 @methods.register("ignores-nm")
 class IgnoresNM(ScoreMethod):
     meta = MethodMeta("always unstructured, even when asked for N:M")
-    def score(self, layer):
+    def score(self, ctx, layer):
         return layer.weight.detach().abs()
     def select(self, ctx, layer, scores):
         return select_mask(scores, Unstructured(), ctx.sparsity_for(layer))
@@ -43,16 +45,16 @@ class IgnoresNM(ScoreMethod):
 @methods.register("unseeded")
 class Unseeded(ScoreMethod):
     meta = MethodMeta("random scores from the global generator")
-    def score(self, layer):
+    def score(self, ctx, layer):
         return torch.rand(layer.shape)
 """, "same seed, same mask", "masks differ"),
     "touches-norms": ("""
 @methods.register("touches-norms")
 class TouchesNorms(ScoreMethod):
     meta = MethodMeta("also scales every norm weight")
-    def score(self, layer):
+    def score(self, ctx, layer):
         with torch.no_grad():
-            for name, p in self.ctx.loaded.model.named_parameters():
+            for name, p in ctx.loaded.model.named_parameters():
                 if "norm" in name:
                     p.mul_(0.5)
         return layer.weight.detach().abs()
@@ -61,9 +63,20 @@ class TouchesNorms(ScoreMethod):
 @methods.register("crashes")
 class Crashes(ScoreMethod):
     meta = MethodMeta("raises")
-    def score(self, layer):
+    def score(self, ctx, layer):
         raise RuntimeError("shape mismatch in my score")
 """, "prunes without error", "RuntimeError: shape mismatch in my score"),
+    "undeclared-range": ("""
+@dataclass(frozen=True)
+class PowerParams:
+    power: float = 1.0
+@methods.register("undeclared-range")
+class UndeclaredRange(ScoreMethod):
+    Params = PowerParams
+    meta = MethodMeta("a numeric parameter without a declared range")
+    def score(self, ctx, layer):
+        return layer.weight.detach().abs() ** self.params.power
+""", "parameter ranges declared", "no range for power"),
 }
 
 
@@ -82,7 +95,12 @@ def test_every_registered_method_passes(method, tiny_model_dirs):
     failed = [c for c in checks if not c.passed]
     assert not failed, failed
     ok, total = summary(checks)
-    assert ok == total >= (1 if not methods.get(method).meta.prunes else 4)
+    meta = methods.get(method).meta
+    assert ok == total >= (1 if not meta.prunes else 4)
+    if meta.prunes:  # the contract covers block and global patterns wherever a method declares them
+        checked = {c.pattern for c in checks}
+        assert ("block4x4" in checked) == (Block in meta.patterns), checked
+        assert ("unstructured-global" in checked) == (not meta.needs_calibration), checked
 
 
 @pytest.mark.parametrize("case", sorted(BROKEN))
@@ -107,7 +125,9 @@ def test_cli_pass_and_fail(tmp_path, capsys, unregister):
         main(["check-method", str(path), "--family", "llama"])
     out = capsys.readouterr().out
     assert exit_.value.code == 1
-    assert "FAIL: undershoot failed 2 of 12 checks; first: target sparsity met on llama unstructured: achieved 0.2500, target 0.5000" in out
+    # unstructured and block4x4 undershoot (target and verification each); unstructured-global,
+    # selected by the driver over all layers, and N:M, which fixes its own sparsity, do not
+    assert "FAIL: undershoot failed 4 of 18 checks; first: target sparsity met on llama unstructured: achieved 0.2500, target 0.5000" in out
 
 
 def test_bad_targets_are_one_line_errors(tmp_path, capsys, unregister):

@@ -11,15 +11,16 @@ from torch import nn
 from sparsebench.adapters import PrunableLayer
 from sparsebench.calibration import blockwise, capture_block_inputs, calibration_tokens, forward_each
 from sparsebench.calibration_data import CalibrationSpec
+from sparsebench.drivers import prune
 from sparsebench.masks import nm_valid, select_mask
-from sparsebench.method import PruneContext, methods
 from sparsebench.methods.dsnot import dsnot_refine
 from sparsebench.methods.owl import outlier_ratio, owl_sparsities
 from sparsebench.methods.ria import ria_score
 from sparsebench.methods.sparsegpt import add_to_hessian, sparsegpt_reconstruct
 from sparsebench.methods.wanda import wanda_score
 from sparsebench.models import load_model, resolve_model
-from sparsebench.patterns import NM, Unstructured
+from sparsebench.patterns import NM, Group, Unstructured
+from sparsebench.pruning import PruneContext, methods
 from sparsebench.suites import suites
 
 
@@ -34,8 +35,9 @@ def _linear(weight: list[list[float]]) -> PrunableLayer:
 def _wanda_mask(weight, tokens, pattern) -> torch.Tensor:
     layer = _linear(weight)
     wanda = methods.get("wanda")()
-    wanda.observe(layer, torch.tensor(tokens))
-    return wanda.prune_layer(PruneContext(None, pattern, 0.5, 0, None), layer)  # type: ignore[arg-type]
+    ctx = PruneContext(None, pattern, 0.5, 0, None)  # type: ignore[arg-type]
+    wanda.observe(ctx, layer, torch.tensor(tokens))
+    return wanda.prune_layer(ctx, layer)
 
 
 # ----------------------------------------------------------------------------- closed forms
@@ -49,7 +51,7 @@ def test_wanda_mask_equals_closed_form_per_row():
     expected = torch.tensor([[True, False, False, True], [True, True, False, False]])
     assert torch.equal(_wanda_mask(weight, tokens, Unstructured()), expected)
     # magnitude alone would keep inputs 2, 3 of row 0: the activations change the answer
-    assert not torch.equal(select_mask(torch.tensor(weight).abs(), Unstructured(), 0.5, "row"), expected)
+    assert not torch.equal(select_mask(torch.tensor(weight).abs(), Unstructured(), 0.5, Group.ROW), expected)
 
 
 def test_wanda_nm_mask_equals_closed_form():
@@ -61,7 +63,7 @@ def test_wanda_nm_mask_equals_closed_form():
 
 def test_wanda_row_rows_keep_equal_counts():
     torch.manual_seed(0)
-    mask = select_mask(wanda_score(torch.randn(16, 32), torch.rand(32)), Unstructured(), 0.5, "row")
+    mask = select_mask(wanda_score(torch.randn(16, 32), torch.rand(32)), Unstructured(), 0.5, Group.ROW)
     assert mask.sum(1).tolist() == [16] * 16
 
 
@@ -72,8 +74,9 @@ def test_ria_score_and_mask_equal_closed_form():
     assert torch.allclose(ria_score(torch.tensor(weight), torch.tensor([16.0, 1.0])), expected)
     layer = _linear(weight)
     ria = methods.get("ria")()
-    ria.observe(layer, torch.tensor([[16.0, 0.0], [0.0, 1.0]]))
-    mask = ria.prune_layer(PruneContext(None, Unstructured(), 0.5, 0, None), layer)  # type: ignore[arg-type]
+    ctx = PruneContext(None, Unstructured(), 0.5, 0, None)  # type: ignore[arg-type]
+    ria.observe(ctx, layer, torch.tensor([[16.0, 0.0], [0.0, 1.0]]))
+    mask = ria.prune_layer(ctx, layer)
     # the whole layer competes: the two input-0 weights win; magnitude would keep row 1 instead
     assert mask.tolist() == [[True, False], [True, False]]
     assert select_mask(torch.tensor(weight).abs(), Unstructured(), 0.5).tolist() == [[False, False], [True, True]]
@@ -114,7 +117,7 @@ def test_sparsegpt_reconstruction_beats_magnitude_and_wanda(pattern):
     if isinstance(pattern, NM):
         assert nm_valid(keep, pattern)
     mag = w * select_mask(w.abs(), pattern, 0.5)
-    wanda = w * select_mask(wanda_score(w, x.norm(dim=0)), pattern, 0.5, "row")
+    wanda = w * select_mask(wanda_score(w, x.norm(dim=0)), pattern, 0.5, Group.ROW)
     e_sgpt, e_mag, e_wanda = _err(w, w_sgpt, x), _err(w, mag, x), _err(w, wanda, x)
     assert e_sgpt < e_wanda < e_mag, (e_sgpt, e_wanda, e_mag)
 
@@ -133,7 +136,7 @@ def test_dsnot_shrinks_expected_error_at_the_same_budget(pattern):
     x = _correlated_inputs(512, 128)
     xbar = x.sum(0) / 4  # the reference scale: summed per sequence (4 sequences), averaged
     init = wanda_score(w, x.norm(dim=0))
-    keep0 = select_mask(init, pattern, 0.5, "row")
+    keep0 = select_mask(init, pattern, 0.5, Group.ROW)
     contrib = w * xbar
     nm = pattern if isinstance(pattern, NM) else None
     keep = dsnot_refine(keep0, contrib, init, contrib / x.var(0, unbiased=False), nm, 50, 0.1)
@@ -171,7 +174,7 @@ def test_captured_inputs_reproduce_the_dense_forward(tiny_model_dir):
     assert torch.allclose(h, ref[0], atol=1e-5)
     for i, block in enumerate(blocks[:-1]):  # the last entry of hidden_states is after the final norm
         one = type(inputs)([h], inputs.args, inputs.kwargs)
-        forward_each(block.module, one, advance=True)
+        forward_each(block, one, advance=True)
         h = one.hidden[0]
         assert torch.allclose(h, ref[i + 1], atol=1e-4), f"block {i}"
 
@@ -212,7 +215,7 @@ def test_gblm_gradient_term_is_wired(tiny_model_dirs):
         loaded = load_model(resolve_model(str(tiny_model_dirs["llama"])))
         cls = methods.get(method)
         m = cls(cls.Params(**params)) if params else cls()
-        return m.prune(PruneContext(loaded, Unstructured(), 0.5, 0, suites.get("unit").calibration, progress=False))
+        return prune(m, PruneContext(loaded, Unstructured(), 0.5, 0, suites.get("unit").calibration, progress=False))
 
     wanda, no_grad, gblm = masks("wanda"), masks("gblm", scale=0.0), masks("gblm")
     assert all(torch.equal(wanda[n], no_grad[n]) for n in wanda)
@@ -226,7 +229,7 @@ def test_offload_matches_in_memory_pruning(tiny_model_dirs):
         loaded = load_model(resolve_model(str(tiny_model_dirs["llama"])))
         ctx = PruneContext(loaded, Unstructured(), 0.5, 0, suites.get("unit").calibration, progress=False,
                            compute_device=compute)
-        return loaded, methods.get("sparsegpt")().prune(ctx)
+        return loaded, prune(methods.get("sparsegpt")(), ctx)
 
     loaded, off = prune(torch.device("cuda"))
     assert next(loaded.model.parameters()).device.type == "cpu"
@@ -252,7 +255,7 @@ def test_smollm2_calibrated_methods_far_better_than_magnitude():
     for method in ("magnitude", "wanda", "sparsegpt", "ria"):
         loaded.model.load_state_dict(dense)
         cls = methods.get(method)
-        cls().prune(PruneContext(loaded, Unstructured(), 0.5, 0, calib if cls.meta.needs_calibration else None, progress=False))
+        prune(cls(), PruneContext(loaded, Unstructured(), 0.5, 0, calib if cls.meta.needs_calibration else None, progress=False))
         ppl[method] = task.evaluate(loaded, progress=False)[0].value
     assert ppl["wanda"] < 0.5 * ppl["magnitude"], ppl
     assert ppl["sparsegpt"] < 0.5 * ppl["magnitude"], ppl

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pytest
 import torch
 
+from sparsebench.drivers import prune
 from sparsebench.kernel import kernels
 from sparsebench.latency import E2EConfig, end_to_end_timings, swapped
-from sparsebench.method import PruneContext, methods
 from sparsebench.models import load_model, resolve_model
 from sparsebench.patterns import Unstructured
+from sparsebench.pruning import PruneContext, methods
 from sparsebench.runner import run
 from sparsebench.spec import RunSpec
 from sparsebench.timing import TimingConfig
@@ -22,7 +23,7 @@ QUICK = E2EConfig(prefill_tokens=16, decode_context=4, decode_tokens=3, timing=T
 @pytest.fixture
 def pruned(tiny_model_dirs):
     loaded = load_model(resolve_model(str(tiny_model_dirs["llama"])))
-    masks = methods.get("magnitude")().prune(PruneContext(loaded, Unstructured(), 0.5, 0, None, progress=False))
+    masks = prune(methods.get("magnitude")(), PruneContext(loaded, Unstructured(), 0.5, 0, None, progress=False))
     return loaded, masks
 
 

@@ -12,7 +12,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 CHECK = (
     "import sparsebench, sparsebench.methods, sparsebench.tasks, sparsebench.kernels, sparsebench.site, sparsebench.commands; "
-    "from sparsebench.method import methods; assert 'magnitude' in methods.list(); "
+    "from sparsebench.pruning import methods; assert 'magnitude' in methods.list(); "
     "print(sparsebench.methods.__file__)"
 )
 

@@ -35,7 +35,7 @@ def test_duplicate_name_is_an_error():
 
 
 def test_unknown_name_lists_close_matches():
-    from sparsebench.method import methods
+    from sparsebench.pruning import methods
 
     with pytest.raises(UnknownNameError) as err:
         methods.get("magnitud")
@@ -46,8 +46,8 @@ def test_unknown_name_lists_close_matches():
 
 def test_every_registry_has_builtins():
     from sparsebench.data import datasets
-    from sparsebench.method import methods
     from sparsebench.models import models
+    from sparsebench.pruning import methods
     from sparsebench.suites import suites
     from sparsebench.task import tasks
 
@@ -72,18 +72,18 @@ def test_plugin_distribution_registers_its_method(tmp_path):
         halfmag = "sb_plugin_demo:HalfMagnitude"
     """))
     (src / "sb_plugin_demo" / "__init__.py").write_text(textwrap.dedent('''
-        from sparsebench.method import MethodMeta, ScoreMethod
+        from sparsebench.pruning import MethodMeta, ScoreMethod
 
         class HalfMagnitude(ScoreMethod):
             """|W| / 2: a plugin for the entry-point test."""
             meta = MethodMeta("half magnitude (plugin test)")
-            def score(self, layer):
+            def score(self, ctx, layer):
                 return layer.weight.detach().abs() / 2
     '''))
     target = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
                     "--target", str(target), str(src)], check=True)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(target), os.environ.get("PYTHONPATH", "")]))
-    out = subprocess.run([sys.executable, "-c", "from sparsebench.method import methods; c = methods.get('halfmag'); "
+    out = subprocess.run([sys.executable, "-c", "from sparsebench.pruning import methods; c = methods.get('halfmag'); "
                           "print(c.name, c.meta.summary)"], env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "halfmag half magnitude (plugin test)"

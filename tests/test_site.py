@@ -6,7 +6,7 @@ import pytest
 
 from sparsebench.cli import main
 from sparsebench.errors import SparsebenchError
-from sparsebench.method import methods
+from sparsebench.pruning import methods
 from sparsebench.site.build import build_site
 from sparsebench.site.plots import Point, pareto, scatter
 from sparsebench.site.tables import slug

@@ -72,14 +72,15 @@ def test_splade_tiny_dense_and_magnitude(real_data, store):
 def test_calibrated_method_prunes_efficientnet_with_image_batches():
     """The calibration driver feeds image batches to block 0 (captured with a pre-hook)."""
     from sparsebench.calibration_data import CalibrationSpec
+    from sparsebench.drivers import prune
     from sparsebench.masks import verify
-    from sparsebench.method import PruneContext, methods
     from sparsebench.models import load_model, resolve_model
     from sparsebench.patterns import Unstructured
+    from sparsebench.pruning import PruneContext, methods
 
     loaded = load_model(resolve_model("efficientnet-lite0"))
     ctx = PruneContext(loaded, Unstructured(), 0.5, 0, CalibrationSpec("imagenet-samples", 4, 2, 0), progress=False)
-    masks = methods.get("wanda")().prune(ctx)
+    masks = prune(methods.get("wanda")(), ctx)
     layers = loaded.adapter.prunable_layers(loaded.model)
     report = verify({layer.name: layer.weight for layer in layers}, masks, Unstructured(), 0.5, [layer.name for layer in layers])
     assert report.ok and len(masks) == len(layers) == 31

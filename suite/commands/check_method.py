@@ -18,9 +18,11 @@ def command(target: str, families: tuple[str, ...], sparsity: float) -> None:
 
     TARGET is a registered method name (built-in or from a plugin package) or the path of a
     .py file that registers one or more methods with @methods.register. Each method is run
-    on tiny random Llama, OPT and GPT-2 models (seed 0) and checked for: target sparsity met,
-    valid N:M masks, the runner's mask verification, same seed giving the same mask, and no
-    change outside the targeted layers. Exit status 0 if every check passes, 1 otherwise.
+    on tiny random Llama, OPT and GPT-2 models (seed 0) with every pattern it supports among
+    unstructured, unstructured-global, 2:4, 4:8 and block4x4, and checked for: target sparsity
+    met, valid N:M masks, the runner's mask verification, same seed giving the same mask, no
+    change outside the targeted layers, and a declared range for every numeric parameter.
+    Exit status 0 if every check passes, 1 otherwise.
 
     \b
     Examples:
