@@ -109,7 +109,7 @@ def _local_entry(path: Path) -> ModelEntry:
         kind = "masked-lm"
     elif any(a.endswith("ForImageClassification") for a in archs):
         kind = "image-classification"
-    src = Source("data-dir", str(path), "hf-folder")
+    src = Source("data-dir", str(path.resolve()), "hf-folder")
     return ModelEntry(f"local:{path.resolve()}", kind, Asset(str(path), "local folder", (src,)), family="local",
                       include_conv=kind == "image-classification")
 
