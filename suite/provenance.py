@@ -97,17 +97,19 @@ def hardware_label(device: str | torch.device = "cpu") -> str:
     return name if torch.device(device).type == "cuda" else f"{name} ({torch.get_num_threads()} threads)"
 
 
-DIGEST_FILE = ".sparsebench-sha256"  # the cached digest of a folder, keyed by its files' names, sizes and times
+DIGEST_FILE = ".sparsebench-sha256"  # the cached digest of a folder, next to the key of its files' metadata
 
 
 def folder_digest(folder: Path) -> str:
     """sha256 over the names and contents of the files in ``folder`` (recursively).
 
-    Computed once and cached in the folder, next to a key of the files' names, sizes and
-    modification times; a changed file changes the key, and the digest is computed again.
+    Computed once and cached in the folder, next to a key of the files' names, sizes,
+    modification times and inodes; a replaced or modified file changes the key, and the
+    digest is computed again.
     """
     files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != DIGEST_FILE)
-    key = hashlib.sha256("\n".join(f"{p.relative_to(folder)}:{p.stat().st_size}:{p.stat().st_mtime_ns}" for p in files).encode()).hexdigest()
+    stats = [(p.relative_to(folder), p.stat()) for p in files]
+    key = hashlib.sha256("\n".join(f"{rel}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}" for rel, st in stats).encode()).hexdigest()
     cache = folder / DIGEST_FILE
     try:
         cached_key, digest = cache.read_text().split()
