@@ -87,18 +87,14 @@ def _row_dict(row: Any, skip: set[str]) -> dict[str, Any]:
     return out
 
 
-def canonical(obj: Any) -> bytes:
-    return canonical_json(obj)
-
-
 def content_hash(bundle: Mapping[str, Any]) -> str:
     """``sha256:`` over the canonical JSON of everything but the hash itself."""
-    return "sha256:" + hashlib.sha256(canonical({k: v for k, v in bundle.items() if k != "content_hash"})).hexdigest()
+    return "sha256:" + hashlib.sha256(canonical_json({k: v for k, v in bundle.items() if k != "content_hash"})).hexdigest()
 
 
 def timing_key(row: Mapping[str, Any]) -> str:
     """Identity of a standalone timing row (its whole content), for de-duplication."""
-    return hashlib.sha256(canonical(row)).hexdigest()
+    return hashlib.sha256(canonical_json(row)).hexdigest()
 
 
 def export_bundle(store: Store, kernel_timings: bool = False, **filters: Any) -> dict[str, Any]:

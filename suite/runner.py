@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from . import provenance
+from .data import Resolved
 from .errors import InvalidSpecError, VerificationError
 from .masks import MaskReport, fingerprint, require, verify
 from .method import Method, PruneContext, methods
@@ -160,7 +161,9 @@ def run(
     return RunResult(h, run_id, False, record, metrics, report)
 
 
-def _execute(p: Plan, identity: Identity, weights: Any, progress: bool, echo: Callable[[str], None]) -> tuple[RunRecord, list[Metric], MaskReport]:
+def _execute(p: Plan, identity: Identity, weights: Resolved, progress: bool,
+             echo: Callable[[str], None]) -> tuple[RunRecord, list[Metric], MaskReport]:
+    """Load, prune, verify, evaluate and time; the record of it (nothing is stored here)."""
     spec = p.spec
     device = torch.device(spec.device)
     torch.manual_seed(spec.seed)

@@ -237,7 +237,10 @@ class Store:
                 self.write_engine = create_engine(self.url)
                 _sqlite_pragmas(self.write_engine)
                 _sqlite_immediate_writes(self.write_engine)
-        self._guarded(lambda: self._check_schema(create))
+        try:
+            self._check_schema(create)
+        except (DatabaseError, OperationalError) as exc:
+            raise StoreError(f"cannot use database {self.url}: {getattr(exc, 'orig', None) or exc}") from None
 
     @classmethod
     def existing(cls, url: str | None = None) -> Store | None:
@@ -250,15 +253,6 @@ class Store:
             return cls(url, create=False)
         except _EmptyDatabase:
             return None
-
-    def _guarded(self, action: Callable[[], Any]) -> Any:
-        try:
-            return action()
-        except StoreError:
-            raise
-        except (DatabaseError, OperationalError) as exc:
-            msg = str(exc.orig) if getattr(exc, "orig", None) else str(exc)
-            raise StoreError(f"cannot use database {self.url}: {msg}") from None
 
     def _tables(self, conn: Connection | Engine) -> set[str]:
         existing = set(inspect(conn).get_table_names())

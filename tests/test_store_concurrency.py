@@ -9,7 +9,6 @@ is set (as in ``.ci/run``), where they fail.
 
 from __future__ import annotations
 
-import datetime as dt
 import glob
 import os
 import pwd
