@@ -177,18 +177,20 @@ def _results_db(tmp_path):
     return store
 
 
-def test_results_show_one_row_per_run_with_headline_metrics(capsys, tmp_path):
+def test_results_show_one_row_per_run_with_headline_metrics(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # a wide terminal: no cell wraps
     store = _results_db(tmp_path)
     code, out, err = _run_cli(capsys, "results", "--db", store.url)
     lines = out.strip().splitlines()
     assert code == 0 and len(lines) == 2 + 4  # header, rule, one row per run
     assert lines[0].split() == ["id", "method", "model", "pattern", "sparsity", "achieved", "lambada-ppl", "piqa"]
     assert "1 of these runs used a method source that has changed since" in err
-    code, out, _ = _run_cli(capsys, "results", "--db", store.url, "--long")
-    assert code == 0 and len(out.strip().splitlines()) == 2 + 4 and "perplexity" in out and "metric" in out
+    code, out, _ = _run_cli(capsys, "results", "--db", store.url, "--long", "--format", "markdown")
+    assert code == 0 and len(out.strip().splitlines()) == 2 + 4 and "perplexity" in out and "| metric" in out
 
 
-def test_results_stale_lists_runs_whose_method_source_changed(capsys, tmp_path):
+def test_results_stale_lists_runs_whose_method_source_changed(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
     store = _results_db(tmp_path)
     code, out, _ = _run_cli(capsys, "results", "--db", store.url, "--stale")
     rows = out.strip().splitlines()[2:]
