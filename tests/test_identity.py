@@ -131,3 +131,21 @@ def test_identity_rejects_what_it_cannot_hash():
     ident = Identity(**base)
     assert Identity.from_payload(ident.payload()) == ident
     assert spec_hash(Identity(**{**base, "tasks": ("b", "a")})) == spec_hash(Identity(**{**base, "tasks": ("a", "b")}))
+
+
+@pytest.mark.gpu
+def test_a_cuda_kernel_timing_run_stores_the_hash_the_sweep_predicts(tiny_model_dirs, store, monkeypatch):
+    import sparsebench.latency as latency
+    from sparsebench.grid import parse_grid
+    from sparsebench.runner import run
+    from sparsebench.sweep import expand
+    from sparsebench.timing import TimingConfig
+
+    quick = latency.E2EConfig(prefill_tokens=16, decode_context=4, decode_tokens=3, timing=TimingConfig(warmup=0, min_iters=2, min_time_s=0.0))
+    monkeypatch.setattr(latency, "E2EConfig", lambda: quick)
+    grid = parse_grid({"models": [str(tiny_model_dirs["llama"])], "methods": ["magnitude"], "suites": ["unit"], "kernels": ["dense"],
+                       "device": "cuda"})
+    (planned,) = expand(grid)
+    result = run(planned.job.spec, store, progress=False)
+    assert result.spec_hash == planned.job.key == store.runs().iloc[0]["spec_hash"]
+    assert planned.identity.hardware == torch.cuda.get_device_name(0)
