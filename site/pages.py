@@ -198,7 +198,7 @@ def run_pages(frames: Frames) -> Iterator[Page]:
                               for x in m.itertuples()))
         t = frames.run_timings(int(r.id))
         yield Page(f"runs/{int(r.id)}.html", "run.html", dict(
-            title=f"run {int(r.id)}: {r.method} on {r.model}", run=r, prov=provenance(r, "../"), metrics=metrics,
+            title=f"run {int(r.id)}: {r.method} on {r.model}", run=r, prov=provenance(r, "../", int(r.id) in frames.stale), metrics=metrics,
             timings=_timing_table(t, "timings", "../") if not t.empty else None,
             leaderboard=f"../leaderboards/{slug(f'{r.suite}-v{r.suite_version}')}.html",
             method_href=f"../methods/{slug(r.method)}.html", model_href=f"../models/{slug(r.model)}.html",

@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import re
+import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from typing import Any
 import pandas as pd
 
 BASELINES = ("dense", "random")  # always listed on a leaderboard, flagged, shown as "not run" when missing
+STALE = "stale: the method's source has changed since this run; run it again to refresh it"
 MetricKey = tuple[str, str, str]  # (task, task_version, metric)
 
 
@@ -83,9 +85,13 @@ class Frames:
     metrics: pd.DataFrame
     timings: pd.DataFrame
     values: pd.DataFrame = field(init=False)  # run id × (task, version, metric) → value
+    stale: set[int] = field(init=False)  # runs whose method source has changed since they ran
 
     def __post_init__(self) -> None:
+        from sparsebench.results import stale_runs
+
         self.runs = self.runs[self.runs["status"] == "completed"].copy() if not self.runs.empty else self.runs
+        self.stale = stale_runs(self.runs) if not self.runs.empty else set()
         m = self.metrics
         if m.empty:
             self.values = pd.DataFrame(index=pd.Index([], name="run_id"))
@@ -129,9 +135,10 @@ def best_speedup(frames: Frames, run_id: int) -> tuple[float | None, str]:
     return float(best["speedup"]), f"{best['speedup']:.2f}× ({best['kernel']}, {best['scope']})"
 
 
-def provenance(run: Any, root: str) -> Provenance:
+def provenance(run: Any, root: str, stale: bool = False) -> Provenance:
     prov = run.provenance if isinstance(run.provenance, dict) else json.loads(run.provenance or "{}")
     packages = prov.get("packages", {}) if isinstance(prov, dict) else {}
+    threads = prov.get("threads") if isinstance(prov, dict) else None
     return Provenance(
         f"{root}runs/{int(run.id)}.html",
         (
@@ -139,11 +146,24 @@ def provenance(run: Any, root: str) -> Provenance:
             ("git sha", str(run.git_sha)[:12]),
             ("versions", f"sparsebench {run.sparsebench_version} · torch {run.torch_version} · "
                          f"transformers {run.transformers_version} · lm_eval {packages.get('lm_eval', '?')}"),
-            ("hardware", f"{run.hardware} ({run.device})"),
+            ("hardware", f"{run.hardware} ({run.device}{f', {threads} threads' if threads else ''})"),
             ("model revision", str(run.model_revision)[:40]),
+            ("method source", f"{str(run.method_source)[:12]}{' (changed since: stale)' if stale else ''}"),
             ("spec hash", str(run.spec_hash)[:16]),
         ),
     )
+
+
+def run_command(method: str, model: str, suite: str, pattern: str = "unstructured", sparsity: float | None = None) -> str:
+    """The ``sparsebench run`` command line for a spec, runnable as printed (quoted for a POSIX shell)."""
+    from sparsebench.patterns import parse_pattern
+
+    args = ["sparsebench", "run", "-m", method, "--model", model.removeprefix("local:"), "--suite", suite]
+    if pattern != "unstructured":
+        args += ["-p", pattern]
+    if sparsity is not None and parse_pattern(pattern).implied_sparsity is None:
+        args += ["-s", f"{sparsity:g}"]
+    return shlex.join(args)
 
 
 def run_table(frames: Frames, runs: pd.DataFrame, table_id: str, root: str, show_suite: bool = False,
@@ -158,9 +178,10 @@ def run_table(frames: Frames, runs: pd.DataFrame, table_id: str, root: str, show
     cols += [Column("speedup", True, "best measured end-to-end speedup vs dense"), Column("seed", True), Column("provenance")]
     rows = []
     for r in runs.sort_values(["model", "pattern", "sparsity", "method", "id"]).itertuples():
-        baseline = r.method in BASELINES
+        baseline, stale = r.method in BASELINES, int(r.id) in frames.stale
         speed, speed_text = best_speedup(frames, int(r.id))
-        cells = [Cell(r.method, r.method, f"{root}methods/{slug(r.method)}.html", "baseline" if baseline else ""),
+        badge = " · ".join(b for b, on in (("baseline", baseline), ("stale", stale)) if on)
+        cells = [Cell(r.method, r.method, f"{root}methods/{slug(r.method)}.html", badge, STALE if stale else ""),
                  Cell(r.model, r.model, f"{root}models/{slug(r.model)}.html")]
         if show_suite:
             cells.append(Cell(f"{r.suite} v{r.suite_version}", f"{r.suite} {r.suite_version}",
@@ -169,7 +190,8 @@ def run_table(frames: Frames, runs: pd.DataFrame, table_id: str, root: str, show
                   Cell(fmt(r.achieved_sparsity), sort_key(r.achieved_sparsity))]
         cells += [Cell(fmt(v := frames.value(int(r.id), k)), sort_key(v)) for k in keys]
         cells += [Cell(speed_text, sort_key(speed)), Cell(str(r.seed), sort_key(r.seed)), Cell("details")]
-        rows.append(Row(tuple(cells), "baseline" if baseline else "", provenance(r, root)))
+        rows.append(Row(tuple(cells), " ".join(c for c, on in (("baseline", baseline), ("stale", stale)) if on),
+                        provenance(r, root, stale)))
     for p in placeholders:
         cells = [Cell(p["method"], p["method"], f"{root}methods/{slug(p['method'])}.html", "baseline · not run",
                       f"run it: {p['command']}"), Cell(p["model"], p["model"], f"{root}models/{slug(p['model'])}.html")]
@@ -185,14 +207,13 @@ def missing_baselines(runs: pd.DataFrame, suite: str, version: str) -> list[dict
     """Placeholder rows for baselines a leaderboard lacks: dense per model, random per setting."""
     out = []
     for model, g in runs.groupby("model", sort=True):
-        cmd = f"sparsebench run -m {{m}} --model {model} --suite {suite}"
         if not (g["method"] == "dense").any():
             out.append(dict(method="dense", model=model, suite=f"{suite} v{version}", pattern="unstructured", sparsity=0.0,
-                            command=cmd.format(m="dense")))
+                            command=run_command("dense", model, suite)))
         pruned = g[~g["method"].isin(BASELINES)]
         randoms = {(p, round(s, 6)) for p, s in zip(g.loc[g["method"] == "random", "pattern"], g.loc[g["method"] == "random", "sparsity"])}
         for (pattern, sparsity), _ in pruned.groupby(["pattern", "sparsity"], sort=True):
             if (pattern, round(sparsity, 6)) not in randoms:
                 out.append(dict(method="random", model=model, suite=f"{suite} v{version}", pattern=pattern, sparsity=sparsity,
-                                command=cmd.format(m="random") + f" -p {pattern} -s {sparsity:g}"))
+                                command=run_command("random", model, suite, pattern, sparsity)))
     return out

@@ -6,6 +6,10 @@ content hash, each run's spec hash) and only then writes them in ONE transaction
 runs whose spec hash is already stored. A bad bundle is rejected with a one-line
 :class:`BundleError` and nothing is written.
 
+Each run is then rebuilt as a :class:`~sparsebench.record.RunRecord`, which checks that every
+identity column agrees with the run's stored identity and that the spec hash is the hash of
+that identity (the same function the runner uses).
+
 The field rules come from the store's SQLAlchemy columns (types, string lengths, nullability),
 so the bundle schema follows the database schema; ranges and names are checked on top. The
 content hash detects edits and corruption; it is not a signature (anyone can recompute it).
@@ -29,11 +33,12 @@ from sqlalchemy.orm import Session
 from . import __version__
 from .errors import SparsebenchError
 from .patterns import parse_pattern
-from .spec import spec_hash
-from .store import SCHEMA_VERSION, MetricRow, Run, Store, TimingRow
+from .record import RecordError, RunRecord, record_from_columns
+from .spec import canonical_json, nonfinite_path
+from .store import SCHEMA_VERSION, MetricRow, Run, Store, TimingRow, run_row
 
 FORMAT = "sparsebench-results"
-BUNDLE_SCHEMA_VERSION = 1
+BUNDLE_SCHEMA_VERSION = 2
 DEFAULT_MAX_BYTES = 32 * 2**20
 MAX_DEPTH = 12  # nesting of JSON values (provenance is ~4 deep)
 TEXT_MAX = 16_384  # unbounded Text columns
@@ -82,18 +87,14 @@ def _row_dict(row: Any, skip: set[str]) -> dict[str, Any]:
     return out
 
 
-def canonical(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
-
-
 def content_hash(bundle: Mapping[str, Any]) -> str:
     """``sha256:`` over the canonical JSON of everything but the hash itself."""
-    return "sha256:" + hashlib.sha256(canonical({k: v for k, v in bundle.items() if k != "content_hash"})).hexdigest()
+    return "sha256:" + hashlib.sha256(canonical_json({k: v for k, v in bundle.items() if k != "content_hash"})).hexdigest()
 
 
 def timing_key(row: Mapping[str, Any]) -> str:
     """Identity of a standalone timing row (its whole content), for de-duplication."""
-    return hashlib.sha256(canonical(row)).hexdigest()
+    return hashlib.sha256(canonical_json(row)).hexdigest()
 
 
 def export_bundle(store: Store, kernel_timings: bool = False, **filters: Any) -> dict[str, Any]:
@@ -110,11 +111,14 @@ def export_bundle(store: Store, kernel_timings: bool = False, **filters: Any) ->
             d = _row_dict(r, {"id"})
             d["metrics"] = [_row_dict(m, {"id", "run_id"}) for m in sorted(r.metrics, key=lambda m: m.id)]
             d["timings"] = [_row_dict(t, {"id", "run_id"}) for t in sorted(r.timings, key=lambda t: t.id)]
+            _require_finite(d, f"run {r.id}")
             run_rows.append(d)
         standalone = []
         if kernel_timings:
             rows = s.scalars(select(TimingRow).where(TimingRow.run_id.is_(None)).order_by(TimingRow.id)).all()
             standalone = [_row_dict(t, {"id", "run_id"}) for t in rows]
+            for t, row in zip(standalone, rows):
+                _require_finite(t, f"timing {row.id}")
     bundle = {
         "format": FORMAT,
         "schema_version": BUNDLE_SCHEMA_VERSION,
@@ -127,6 +131,12 @@ def export_bundle(store: Store, kernel_timings: bool = False, **filters: Any) ->
     bundle["content_hash"] = content_hash(bundle)
     validate(bundle, "export")  # never write a bundle that import would reject
     return bundle
+
+
+def _require_finite(row: Mapping[str, Any], what: str) -> None:
+    if (path := nonfinite_path(row)) is not None:
+        raise BundleError(f"{what} in the database holds a non-finite number at {path}, which a bundle (JSON) cannot carry; "
+                          "delete that run or export without it")
 
 
 def dumps(bundle: Mapping[str, Any]) -> str:
@@ -264,23 +274,9 @@ def _check_timing(row: Mapping[str, Any], where: str) -> dict[str, Any]:
     return t
 
 
-def _expected_spec_hash(r: Mapping[str, Any], where: str) -> str:
-    names = (r.get("tasks") or {}).get("names") if isinstance(r.get("tasks"), dict) else None
-    kernels = (r.get("spec") or {}).get("kernels", []) if isinstance(r.get("spec"), dict) else []
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
-        raise BundleError(f"{where}.tasks: must be {{\"names\": [task, ...]}}")
-    if not isinstance(kernels, list) or not all(isinstance(k, str) for k in kernels):
-        raise BundleError(f"{where}.spec.kernels: must be a list of kernel names")
-    return spec_hash(
-        method=r["method"], params=r["method_params"], model=r["model"], model_revision=r["model_revision"],
-        pattern=r["pattern"], sparsity=r["sparsity"], suite=r["suite"], suite_version=r["suite_version"],
-        tasks=tuple(names), seed=r["seed"], kernels=tuple(kernels), hardware=r["hardware"],
-    )
-
-
 @dataclass(frozen=True)
 class _Checked:
-    runs: list[tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]]
+    runs: list[RunRecord]
     timings: list[dict[str, Any]]
 
 
@@ -317,14 +313,15 @@ def validate(bundle: Mapping[str, Any], where: str) -> _Checked:
         _check_sparsity(r, w, ("achieved_sparsity",))
         if not 0.0 <= r["sparsity"] < 1.0:
             raise BundleError(f"{w}.sparsity: must be in [0, 1), got {r['sparsity']!r}")
-        if _expected_spec_hash(r, w) != r["spec_hash"]:
-            raise BundleError(f"{w}: spec_hash does not match the run's spec (method, params, model, pattern, sparsity, ...)")
         metrics, rtimings = raw.get("metrics", []), raw.get("timings", [])
         if not isinstance(metrics, list) or not isinstance(rtimings, list):
             raise BundleError(f"{w}: 'metrics' and 'timings' must be lists")
         ms = [_check_row(MetricRow, m, f"{w}.metrics[{j}]") for j, m in enumerate(metrics)]
         ts = [_check_timing(t, f"{w}.timings[{j}]") for j, t in enumerate(rtimings)]
-        checked.append((r, ms, ts))
+        try:
+            checked.append(record_from_columns(r, ms, [{k: v for k, v in t.items() if k != "created_at"} for t in ts]))
+        except RecordError as exc:
+            raise BundleError(f"{w}: {exc}") from None
     standalone = [_check_timing(t, f"{where}: timings[{j}]") for j, t in enumerate(timings)]
     return _Checked(checked, standalone)
 
@@ -349,26 +346,27 @@ class _DryRun(Exception):
     """Raised inside the transaction to roll a dry run back."""
 
 
-def import_bundles(store: Store, paths: Sequence[Path], max_bytes: int = DEFAULT_MAX_BYTES, dry_run: bool = False) -> ImportReport:
-    """Validate every bundle in ``paths``, then import them all in one transaction (or none)."""
-    checked = [read_bundle(p, max_bytes)[1] for p in paths]
+def read_bundles(paths: Sequence[Path], max_bytes: int = DEFAULT_MAX_BYTES) -> list[_Checked]:
+    """Read and validate every bundle in ``paths`` (touching no database)."""
+    return [read_bundle(p, max_bytes)[1] for p in paths]
+
+
+def store_bundles(store: Store, checked: Sequence[_Checked], dry_run: bool = False) -> ImportReport:
+    """Import validated bundles in one transaction (or nothing); runs and timings already stored are skipped."""
     runs = [r for c in checked for r in c.runs]
-    hashes = [r[0]["spec_hash"] for r in runs]
+    hashes = [r.spec_hash for r in runs]
     n_runs = n_skip = n_t = n_tskip = 0
     try:
         with Session(store.write_engine) as s, s.begin():
             stored = set(s.scalars(select(Run.spec_hash).where(Run.spec_hash.in_(hashes)))) if hashes else set()
             existing = {timing_key(_row_dict(t, {"id", "run_id"}))
                         for t in s.scalars(select(TimingRow).where(TimingRow.run_id.is_(None)))}
-            for r, ms, ts in runs:
-                if r["spec_hash"] in stored:  # already in the database, or in an earlier bundle of this import
+            for record in runs:
+                if record.spec_hash in stored:  # already in the database, or in an earlier bundle of this import
                     n_skip += 1
                     continue
-                stored.add(r["spec_hash"])
-                row = Run(**r)
-                row.metrics = [MetricRow(**m) for m in ms]
-                row.timings = [TimingRow(**t) for t in ts]
-                s.add(row)
+                stored.add(record.spec_hash)
+                s.add(run_row(record))
                 n_runs += 1
             for t in (t for c in checked for t in c.timings):
                 key = timing_key({k: _iso(v) if isinstance(v, dt.datetime) else v for k, v in t.items()})
@@ -387,4 +385,9 @@ def import_bundles(store: Store, paths: Sequence[Path], max_bytes: int = DEFAULT
         raise
     except Exception as exc:  # a database error: the transaction rolled back
         raise BundleError(f"import into {store.url} failed, nothing was imported: {type(exc).__name__}: {exc}") from None
-    return ImportReport(len(paths), n_runs, n_skip, n_t, n_tskip, dry_run)
+    return ImportReport(len(checked), n_runs, n_skip, n_t, n_tskip, dry_run)
+
+
+def import_bundles(store: Store, paths: Sequence[Path], max_bytes: int = DEFAULT_MAX_BYTES, dry_run: bool = False) -> ImportReport:
+    """Validate every bundle in ``paths``, then import them all in one transaction (or none)."""
+    return store_bundles(store, read_bundles(paths, max_bytes), dry_run)

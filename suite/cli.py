@@ -24,7 +24,8 @@ Examples:
   sparsebench run -m magnitude --pattern unstructured-global --sparsity 0.7
   sparsebench run -m sparsegpt --suite paper --device cuda     # the literature protocol
   sparsebench list methods
-  sparsebench results --format markdown
+  sparsebench results --format markdown                        # one row per run
+  sparsebench results --stale                                  # runs whose method code changed
 """
 
 
@@ -62,52 +63,67 @@ def _split_csv(values: Sequence[str]) -> tuple[str, ...]:
 @click.option("-p", "--pattern", default="unstructured", show_default=True, help="unstructured | unstructured-global | N:M (e.g. 2:4) | blockRxC (e.g. block4x4).")
 @click.option("--suite", default="quick", show_default=True, help="Named, versioned protocol: calibration + tasks + settings (see `list suites`).")
 @click.option("-t", "--task", "tasks", multiple=True, help="Evaluate these tasks instead of the suite's (repeat or comma-separate).")
-@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Method parameter (repeatable), e.g. --param alpha=5.")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Method parameter (repeatable), e.g. --param lam=0.04.")
 @click.option("--kernels", multiple=True, help="Measure end-to-end latency with these kernels, e.g. dense,csr,bsr.")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--offload", is_flag=True, help="For models larger than the GPU: keep the model in CPU memory and move one "
               "block at a time to --device while calibrating; tasks then run on the CPU.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed for calibration sampling and random methods.")
-@click.option("--db", default=None, help="SQLAlchemy URL of the results database [default: sqlite:///results/sparsebench.db].")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for calibration sampling and random methods (>= 0).")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch CPU threads [default: torch's default, all available cores]. Recorded in the provenance, not part of the spec hash.")
+@click.option("--db", default=None, help="SQLAlchemy URL of the results database [default: sqlite:///results/sparsebench.db]; "
+              "a missing SQLite file and its folder are created.")
 @click.option("--force", is_flag=True, help="Run again even if this exact spec is already stored (replaces it).")
+@click.option("--dry-run", is_flag=True, help="Validate the spec and print what would run and its spec hash; load no model, write nothing.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
-def run(method, model, sparsity, pattern, suite, tasks, params, kernels, device, offload, seed, db, force, no_progress) -> None:
+def run(method, model, sparsity, pattern, suite, tasks, params, kernels, device, offload, seed, threads, db, force, dry_run,
+        no_progress) -> None:
     """Prune MODEL with METHOD, verify the masks, evaluate the suite's tasks, store one record.
 
-    A run is identified by its spec hash (method + params, model + revision, pattern,
-    sparsity, suite + version, tasks, seed): the same spec is stored once and skipped
-    next time unless --force. Nothing is written unless the whole run succeeds.
+    A run is identified by its spec hash (method + params + the hash of the method's source,
+    model + revision, pattern, sparsity, suite + version, tasks, seed; kernels and hardware when
+    timing kernels): the same spec is stored once and skipped next time unless --force.
+    Nothing is written unless the whole run succeeds.
     """
+    from .models import resolve_weights
     from .patterns import parse_pattern
     from .pruning import methods
+    from .runner import describe, identity_of, plan
     from .runner import run as run_spec
-    from .spec import RunSpec
+    from .spec import RunSpec, spec_hash
     from .store import Store
 
     cls = methods.get(method)
     m = cls.from_options(_parse_params(params))
     spec = RunSpec(
-        method=cls.name, params=m.params, model=model, pattern=parse_pattern(pattern), sparsity=sparsity,
-        suite=suite, tasks=_split_csv(tasks) or None, seed=seed, device=device, kernels=_split_csv(kernels), offload=offload,
+        method=cls.name, params=m.params, model=model, pattern=parse_pattern(pattern), sparsity=sparsity, suite=suite,
+        tasks=_split_csv(tasks) or None, seed=seed, device=device, kernels=_split_csv(kernels), offload=offload, threads=threads,
     )
-    from .runner import plan
-
-    plan(spec)  # every name and range is checked before the database is touched
+    p = plan(spec)  # every name and range is checked before the database is touched
+    if dry_run:
+        weights = resolve_weights(p.model)
+        identity = identity_of(p, weights.revision)
+        h = spec_hash(identity)
+        store = Store.existing(db)
+        old = store.has_run(h) if store is not None else None
+        click.echo(f"would run: {describe(p, identity)}")
+        click.echo(f"weights: {weights.source.describe()}")
+        click.echo(f"spec {h[:12]}: " + (f"already stored as run {old.id} (use --force to run again)" if old else "not stored yet"))
+        return
     store = Store(db)
     result = run_spec(spec, store, force=force, progress=not no_progress, echo=lambda s: click.echo(s, err=True))
-    if result.skipped:
-        _print_results(store, spec_hash=result.spec_hash)
-        return
-    click.echo(f"stored run {result.run_id} (spec {result.spec_hash[:12]}) in {store.url}", err=True)
-    _print_results(store, spec_hash=result.spec_hash)
+    if not result.skipped:
+        click.echo(f"stored run {result.run_id} (spec {result.spec_hash[:12]}) in {store.url}", err=True)
+    _print_compact(store, [result.run_id])
 
 
-def _print_results(store, **filters) -> None:
-    df = store.results(**filters)
-    if df.empty:
-        return
-    cols = ["id", "method", "model", "pattern", "sparsity", "achieved_sparsity", "task", "metric", "value", "n", "prune_time_s", "eval_time_s"]
-    click.echo(df[[c for c in cols if c in df]].to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+def _print_compact(store, run_ids) -> None:  # noqa: ANN001
+    from .results import compact
+    from .terminal import fit
+
+    runs = store.runs(id=list(run_ids))
+    if not runs.empty:
+        click.echo(fit(compact(runs, store.metrics(runs["id"].tolist()))))
 
 
 @cli.command("list")
@@ -120,35 +136,54 @@ def list_cmd(kind: str) -> None:
 
 
 @cli.command()
-@click.option("--db", default=None, help="SQLAlchemy URL of the results database.")
+@click.option("--db", default=None, help="SQLAlchemy URL of the results database (never created by this command).")
 @click.option("-m", "--method", default=None, help="Only this method.")
 @click.option("--model", default=None, help="Only this model.")
 @click.option("--suite", default=None, help="Only this suite.")
 @click.option("--pattern", default=None, help="Only this pattern (e.g. 2:4).")
 @click.option("-t", "--task", default=None, help="Only this task's metrics.")
+@click.option("--stale", is_flag=True, help="Only runs whose method source has changed since they were stored.")
+@click.option("--long", "long_form", is_flag=True, help="One row per run, task and metric (csv and json always are).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "markdown"]), default="table", show_default=True)
-def results(db, method, model, suite, pattern, task, fmt) -> None:
-    """Show stored results: one row per run, task and metric."""
+def results(db, method, model, suite, pattern, task, stale, long_form, fmt) -> None:
+    """Show stored results: one row per run with each task's primary metric as a column.
+
+    --long shows every metric as its own row. csv and json are the long form with each
+    metric's details (split, subset seed and hash, data source, ...): nested in json,
+    as details.* columns in csv. --stale lists runs whose method's source code has changed
+    since they ran (their spec hash no longer matches; run them again to refresh them).
+    """
+    from . import results as views
     from .store import Store
+    from .terminal import fit
 
     store = Store(db, create=False)
-    df = store.results(method=method, model=model, suite=suite, pattern=pattern)
-    if task is not None and not df.empty:
-        df = df[df["task"] == task]
-    if df.empty:
-        click.echo("no results", err=True)
+    runs = store.runs(status="completed", method=method, model=model, suite=suite, pattern=pattern)
+    changed = views.stale_runs(runs) if not runs.empty else set()
+    if stale:
+        runs = runs[runs["id"].isin(changed)]
+    if task is not None and not runs.empty:
+        m = store.metrics(runs["id"].tolist())
+        runs = runs[runs["id"].isin(m.loc[m["task"] == task, "run_id"])]
+    if runs.empty:
+        click.echo("no stale runs" if stale else "no results", err=True)
         return
-    cols = ["id", "method", "model", "pattern", "sparsity", "achieved_sparsity", "suite", "suite_version", "task",
-            "task_version", "metric", "value", "stderr", "n", "seed", "prune_time_s", "eval_time_s", "peak_memory_mb", "device", "created_at", "spec_hash"]
-    df = df[[c for c in cols if c in df]]
-    if fmt == "csv":
-        click.echo(df.to_csv(index=False), nl=False)
-    elif fmt == "json":
-        click.echo(df.to_json(orient="records", date_format="iso", indent=2))
-    elif fmt == "markdown":
-        click.echo(df.drop(columns=["spec_hash", "created_at"]).to_markdown(index=False, floatfmt=".4g"))
-    else:
-        click.echo(df.drop(columns=["spec_hash"]).to_string(index=False, float_format=lambda x: f"{x:.4g}"))
+    if fmt in ("csv", "json") or long_form:
+        df = views.long_form(store.results(id=runs["id"].tolist()))
+        if task is not None:
+            df = df[df["task"] == task]
+        if fmt == "csv":
+            click.echo(views.flatten_details(df).to_csv(index=False), nl=False)
+        elif fmt == "json":
+            click.echo(df.to_json(orient="records", date_format="iso", indent=2))
+        else:
+            shown = df.drop(columns=["method_params", "spec_hash", "created_at", "details"])
+            click.echo(shown.to_markdown(index=False, floatfmt=".4g") if fmt == "markdown" else fit(shown))
+        return
+    df = views.compact(runs, store.metrics(runs["id"].tolist()))
+    click.echo(df.to_markdown(index=False, floatfmt=".4g") if fmt == "markdown" else fit(df))
+    if (n_stale := len(changed & set(runs["id"]))) and not stale:
+        click.echo(f"note: {n_stale} of these runs used a method source that has changed since (see --stale)", err=True)
 
 
 def _add_extra_commands() -> None:

@@ -39,7 +39,7 @@ class Source:
 
     def describe(self) -> str:
         if self.kind == "data-dir":
-            return f"${DATA_DIR_ENV}/{self.path}"
+            return f"local folder {self.path}" if Path(self.path).is_absolute() else f"${DATA_DIR_ENV}/{self.path}"
         if self.kind == "package":
             return f"package {self.distribution}: {self.path}"
         return f"hub {self.repo_type} {self.path}@{(self.revision or 'main')[:12]}"

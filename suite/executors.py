@@ -8,18 +8,21 @@ worker cannot write its own failure).
 
 - ``local``: one single-process pool per worker slot (spawn context), each slot pinned to
   one device. A killed worker breaks only its own slot, so the spec it was running is known
-  exactly: it is retried on a fresh process, then recorded as failed.
+  exactly: it is retried on a fresh process, then recorded as failed. Workers die with the
+  sweep process (on Linux, a parent-death signal): a killed sweep leaves no worker behind.
 - ``ray``: each spec is one Ray task with its CPU / GPU / memory needs, on an existing
   cluster (``address``) or on a local one started for the sweep.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import os
 import signal
 import socket
+import sys
 import time
 import traceback
 from abc import ABC, abstractmethod
@@ -27,11 +30,12 @@ from collections import deque
 from collections.abc import Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from .errors import SparsebenchError
 from .grid import Resources
+from .record import RunRecord
 from .spec import RunSpec
 
 log = logging.getLogger(__name__)
@@ -50,9 +54,7 @@ class Outcome:
 
     key: str
     ok: bool
-    record: dict[str, Any] | None = None
-    metrics: list[dict[str, Any]] = field(default_factory=list)
-    timings: list[dict[str, Any]] = field(default_factory=list)
+    record: RunRecord | None = None
     error: str | None = None
     elapsed_s: float = 0.0
     worker: str = ""
@@ -67,15 +69,13 @@ class ResultCapture:
     """Stands in for the Store inside a worker: the runner's one write is kept, not stored."""
 
     def __init__(self) -> None:
-        self.record: dict[str, Any] | None = None
-        self.metrics: list[dict[str, Any]] = []
-        self.timings: list[dict[str, Any]] = []
+        self.record: RunRecord | None = None
 
     def has_run(self, spec_hash: str, status: str | None = "completed") -> None:
         return None  # the sweep checked the database before submitting
 
-    def write_run(self, run, metrics=(), timings=(), replace: bool = False) -> None:  # noqa: ANN001
-        self.record, self.metrics, self.timings = dict(run), list(metrics), list(timings)
+    def write_run(self, record: RunRecord, replace: bool = False) -> None:
+        self.record = record
 
 
 def describe_error(exc: BaseException) -> str:
@@ -88,12 +88,10 @@ def describe_error(exc: BaseException) -> str:
 
 def execute(job: Job) -> Outcome:
     """Run one spec in this (worker) process; every exception becomes a failed Outcome."""
-    import torch
     from transformers.utils import logging as hf_logging
 
     from .runner import run
 
-    torch.set_num_threads(job.resources.cpus)
     hf_logging.disable_progress_bar()  # one line per finished spec is the sweep's progress
     where = f"{socket.gethostname()}:{os.getpid()}"
     capture, t0 = ResultCapture(), time.perf_counter()
@@ -101,8 +99,7 @@ def execute(job: Job) -> Outcome:
         run(job.spec, capture, progress=False, echo=log.debug)  # type: ignore[arg-type]
     except Exception as exc:  # a failed spec is a result of the sweep, not the end of it
         return Outcome(job.key, False, error=describe_error(exc), elapsed_s=time.perf_counter() - t0, worker=where)
-    return Outcome(job.key, True, capture.record, capture.metrics, capture.timings,
-                   elapsed_s=time.perf_counter() - t0, worker=where)
+    return Outcome(job.key, True, capture.record, elapsed_s=time.perf_counter() - t0, worker=where)
 
 
 class Executor(ABC):
@@ -111,8 +108,23 @@ class Executor(ABC):
         """Run every job; call ``listener.outcome`` once per job, as each one finishes."""
 
 
-def _pin_device(visible: str | None) -> None:
-    """Worker initializer: see only this slot's GPU (as ``cuda:0``)."""
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def _die_with_parent(parent: int) -> None:
+    """Ask Linux to SIGKILL this process when its parent (the sweep) dies, however it dies."""
+    if not sys.platform.startswith("linux"):
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        log.warning("cannot set the parent-death signal: %s", os.strerror(ctypes.get_errno()))
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+
+def _init_worker(visible: str | None, parent: int) -> None:
+    """Worker initializer: die with the sweep process; see only this slot's GPU (as ``cuda:0``)."""
+    _die_with_parent(parent)
     if visible is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = visible
 
@@ -125,7 +137,7 @@ class _Slot:
         self.start()
 
     def start(self) -> None:
-        self.pool = ProcessPoolExecutor(1, mp_context=self.ctx, initializer=_pin_device, initargs=(self.visible,))
+        self.pool = ProcessPoolExecutor(1, mp_context=self.ctx, initializer=_init_worker, initargs=(self.visible, os.getpid()))
         self.pid: Future[int] = self.pool.submit(os.getpid)
 
     def submit(self, job: Job) -> Future[Outcome]:

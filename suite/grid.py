@@ -6,17 +6,17 @@ The schema (every key but ``models`` and ``methods`` is optional)::
     models     = ["llama", "models/my-finetune"]   # registered names, local folders (relative
                                                    # to this file) or hub ids
     methods    = ["magnitude",                     # a name: the method's default parameters
-                  { name = "wanda", params = { alpha = [5, 10] } }]  # a list value is an axis
+                  { name = "sparsegpt", params = { percdamp = [0.01, 0.1] } }]  # a list value is an axis
     sparsities = [0.5, 0.6, 0.7]                   # default [0.5]; N:M patterns imply their own
     patterns   = ["unstructured", "2:4"]           # default ["unstructured"]
     suites     = ["quick"]                         # default ["quick"]
-    seeds      = [0, 1]                            # default [0]
+    seeds      = [0, 1]                            # default [0]; each >= 0
     kernels    = ["", "csr,bsr"]                   # kernel sets to time; "" = none (default [""])
     tasks      = ["wikitext2"]                     # optional: instead of each suite's tasks
     device     = "cpu"                             # cpu | cuda (each worker gets its own device)
 
     [resources]              # what one run needs; Ray schedules on it, default from the device
-    cpus = 1                 # also the torch threads of the run
+    cpus = 1                 # also the torch threads of each run (``sweep --threads`` overrides)
     gpus = 0                 # 1 when device is cuda
     memory_gb = 4            # optional; Ray only starts a run where this much memory is free
 
@@ -74,6 +74,7 @@ class Grid:
     tasks: tuple[str, ...] | None = None
     device: str = "cpu"
     resources: Resources = Resources()
+    threads: int | None = None  # torch threads per run (``sweep --threads``); None: ``resources.cpus``
 
     def specs(self) -> list[RunSpec]:
         """Every point of the grid as a parsed (not yet validated) RunSpec."""
@@ -89,7 +90,8 @@ class Grid:
             if pattern.implied_sparsity is not None:
                 sparsity = None  # 2:4 is 50% whatever the axis says
             out.append(RunSpec(method=method.name, params=method.params, model=model, pattern=pattern, sparsity=sparsity,
-                               suite=suite, tasks=self.tasks, seed=seed, device=self.device, kernels=kernels))
+                               suite=suite, tasks=self.tasks, seed=seed, device=self.device, kernels=kernels,
+                               threads=self.threads or self.resources.cpus))
         return list(dict.fromkeys(out))
 
 
@@ -124,6 +126,8 @@ def parse_grid(data: Mapping[str, Any], base: Path = Path(".")) -> Grid:
         kw["suites"] = _list(data, "suites", str)
     if "seeds" in data:
         kw["seeds"] = _list(data, "seeds", int)
+        if any(seed < 0 for seed in kw["seeds"]):
+            raise InvalidSpecError(f"grid 'seeds' must be integers >= 0, got {list(kw['seeds'])}")
     if "kernels" in data:
         kw["kernels"] = tuple(tuple(k.strip() for k in s.split(",") if k.strip()) for s in _list(data, "kernels", str))
     if "tasks" in data:

@@ -17,11 +17,10 @@ def _methods() -> pd.DataFrame:
             "method": name,
             "summary": m.summary,
             "paper": f"{m.citation} {m.paper or ''}".strip() or "-",
-            "one-shot": "yes" if m.one_shot else "no",
-            "calibration": "yes" if m.needs_calibration else "no",
-            "gradients": "yes" if m.needs_gradients else "no",
+            "needs": ", ".join(k for k, on in (("calibration", m.needs_calibration), ("gradients", m.needs_gradients),
+                                                ("retraining", not m.one_shot)) if on) or "-",
             "updates weights": "yes" if m.updates_weights else "no",
-            "patterns": ",".join(t.__name__.lower() for t in m.patterns) if m.prunes else "-",
+            "patterns": ", ".join(t.__name__.lower() for t in m.patterns) if m.prunes else "-",
             "defaults": ", ".join(f"{f.name}={getattr(cls.Params(), f.name)!r}" for f in dataclasses.fields(cls.Params)) or "-",
         })
     return pd.DataFrame(rows)
@@ -84,9 +83,11 @@ def _datasets() -> pd.DataFrame:
 TABLES = {"methods": _methods, "models": _models, "tasks": _tasks, "kernels": _kernels, "suites": _suites, "datasets": _datasets}
 
 
-def table(kind: str) -> str:
+def table(kind: str, width: int | None = None) -> str:
+    """The ``kind`` registry as a table that fits ``width`` columns (default: the terminal's)."""
+    from .terminal import fit
+
     df = TABLES[kind]()
     if df.empty:
         return f"no {kind} registered"
-    with pd.option_context("display.max_colwidth", 80, "display.width", 200):
-        return df.to_string(index=False)
+    return fit(df, width)

@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from .adapters import ModelAdapter
-from .data import Asset, Resolved, Source, data_dir_source, hub_source, package_source, resolve
+from .data import Asset, Resolved, Source, data_dir_source, hub_source, resolve
 from .errors import SparsebenchError, UnknownNameError
 from .registry import Registry
 
@@ -105,7 +105,7 @@ def _local_entry(path: Path) -> ModelEntry:
         kind = "masked-lm"
     elif any(a.endswith("ForImageClassification") for a in archs):
         kind = "image-classification"
-    src = Source("data-dir", str(path), "hf-folder")
+    src = Source("data-dir", str(path.resolve()), "hf-folder")
     return ModelEntry(f"local:{path.resolve()}", kind, Asset(str(path), "local folder", (src,)), family="local",
                       include_conv=kind == "image-classification")
 

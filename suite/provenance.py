@@ -1,16 +1,20 @@
-"""Provenance recorded with every run: code version, package versions, hardware."""
+"""Provenance recorded with every run: code version, package versions, hardware, threads, converted weights."""
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.metadata
 import os
 import platform
 import subprocess
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+if TYPE_CHECKING:
+    from .data import Resolved
 
 PACKAGES = ("sparsebench", "torch", "transformers", "lm_eval", "pandas", "sqlalchemy", "numpy", "tokenizers", "datasets", "gguf")
 
@@ -24,11 +28,13 @@ def version_of(dist: str) -> str:
 
 @functools.lru_cache(maxsize=1)
 def git_sha() -> str:
-    """The commit of the sparsebench checkout (``-dirty`` if modified), or the package version."""
+    """The commit of the sparsebench checkout (``-dirty`` if modified), or the release version
+    outside a checkout. Quiet: git's messages never reach the terminal."""
     here = Path(__file__).resolve().parent
+    quiet = dict(cwd=here, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=5)
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True, timeout=5).stdout.strip()
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], check=True, **quiet).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], **quiet).stdout.strip()
         return sha + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return f"release-{version_of('sparsebench')}"
@@ -49,7 +55,6 @@ def hardware(device: str | torch.device = "cpu") -> dict[str, Any]:
     info: dict[str, Any] = {
         "cpu": _cpu_name(),
         "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
         "machine": platform.machine(),
         "os": f"{platform.system()} {platform.release()}",
     }
@@ -73,10 +78,68 @@ def _nvidia_driver() -> str | None:
         return None
 
 
+def hardware_name(device: str | torch.device = "cpu") -> str:
+    """The machine a result's timings are of: the GPU's name on CUDA, else the CPU's name.
+
+    Part of the identity of runs that time kernels, so it holds no process state (threads).
+    """
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            return "unknown CUDA device"
+        return torch.cuda.get_device_name(dev.index if dev.index is not None else torch.cuda.current_device())
+    return _cpu_name()
+
+
 def hardware_label(device: str | torch.device = "cpu") -> str:
-    """Short label for tables: the GPU name on CUDA, else the CPU name and thread count."""
-    hw = hardware(device)
-    return hw.get("gpu") or f"{hw['cpu']} ({hw['torch_threads']} threads)"
+    """Short label for timing rows and tables: the GPU name on CUDA, else the CPU name and thread count."""
+    name = hardware_name(device)
+    return name if torch.device(device).type == "cuda" else f"{name} ({torch.get_num_threads()} threads)"
+
+
+DIGEST_FILE = ".sparsebench-sha256"  # the cached digest of a folder, next to the key of its files' metadata
+
+
+def folder_digest(folder: Path) -> str:
+    """sha256 over the names and contents of the files in ``folder`` (recursively).
+
+    Computed once and cached in the folder, next to a key of the files' names, sizes,
+    modification times and inodes; a replaced or modified file changes the key, and the
+    digest is computed again.
+    """
+    files = sorted(p for p in folder.rglob("*") if p.is_file() and p.name != DIGEST_FILE)
+    stats = [(p.relative_to(folder), p.stat()) for p in files]
+    key = hashlib.sha256("\n".join(f"{rel}:{st.st_size}:{st.st_mtime_ns}:{st.st_ino}" for rel, st in stats).encode()).hexdigest()
+    cache = folder / DIGEST_FILE
+    try:
+        cached_key, digest = cache.read_text().split()
+        if cached_key == key:
+            return digest
+    except (OSError, ValueError):
+        pass
+    h = hashlib.sha256()
+    for p in files:
+        h.update(f"{p.relative_to(folder)}\0".encode())
+        with p.open("rb") as f:
+            for chunk in iter(lambda: f.read(2**22), b""):
+                h.update(chunk)
+    digest = h.hexdigest()
+    try:
+        cache.write_text(f"{key} {digest}\n")
+    except OSError:
+        pass  # a read-only cache: computed again next time
+    return digest
+
+
+def converted_weights(found: Resolved) -> dict[str, str] | None:
+    """Where the fp32 folder converted from GGUF weights is, and its content digest (None for
+    weights loaded as they are). The causal-LM loader loads GGUF weights from this folder."""
+    if found.fmt != "gguf":
+        return None
+    from .models import dequantized_gguf_folder
+
+    folder = dequantized_gguf_folder(found.path, found.revision)
+    return {"path": str(folder), "sha256": folder_digest(folder)}
 
 
 def collect(device: str | torch.device = "cpu") -> dict[str, Any]:
@@ -86,5 +149,6 @@ def collect(device: str | torch.device = "cpu") -> dict[str, Any]:
         "packages": {p: version_of(p) for p in PACKAGES},
         "python": platform.python_version(),
         "hardware": hardware(device),
+        "threads": torch.get_num_threads(),
         "env": {k: os.environ[k] for k in ("SPARSEBENCH_DATA_DIR", "CUDA_VISIBLE_DEVICES", "OMP_NUM_THREADS") if k in os.environ},
     }

@@ -7,24 +7,27 @@ patterns, the database itself) runs before anything heavy is loaded.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import resource
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
 
 from . import provenance
+from .data import Resolved
 from .drivers import choose_driver
 from .errors import InvalidSpecError, VerificationError
 from .masks import MaskReport, fingerprint, require, verify
 from .models import ModelEntry, load_model, resolve_model, resolve_weights
 from .patterns import Unstructured, resolve_sparsity
 from .pruning import Method, PruneContext, methods
-from .spec import RunSpec, params_dict, spec_hash
+from .record import RunRecord, build_record, measurements
+from .source_hash import method_source_hash
+from .spec import Identity, RunSpec, SuiteIdentity, params_dict, spec_hash
 from .store import Store
 from .suites import Suite, suites
 from .task import Metric
@@ -49,10 +52,9 @@ class RunResult:
     spec_hash: str
     run_id: int | None
     skipped: bool
-    record: dict[str, Any] = field(default_factory=dict)
+    record: RunRecord | None = None
     metrics: list[Metric] = field(default_factory=list)
     report: MaskReport | None = None
-    timings: list[dict[str, Any]] = field(default_factory=list)
 
 
 def plan(spec: RunSpec) -> Plan:
@@ -86,13 +88,18 @@ def plan(spec: RunSpec) -> Plan:
     return Plan(replace(spec, method=cls.name, sparsity=sparsity), method, suite, task_names, entry, sparsity)
 
 
-def spec_hash_for(p: Plan, model_revision: str, hardware: str | None) -> str:
-    """The hash a run of plan ``p`` is stored under (``hardware`` counts only when timing kernels)."""
+def identity_of(p: Plan, model_revision: str) -> Identity:
+    """What the result of plan ``p`` is stored under (the hardware counts only when timing kernels)."""
+    from .kernel import kernels
+
     spec = p.spec
-    return spec_hash(
-        method=spec.method, params=params_dict(p.method.params), model=p.model.name, model_revision=model_revision,
-        pattern=str(spec.pattern), sparsity=p.sparsity, suite=p.suite.name, suite_version=p.suite.version,
-        tasks=p.tasks, seed=spec.seed, kernels=spec.kernels, hardware=hardware,
+    params = params_dict(p.method.params)
+    timed = tuple(kernels.canonical(k) for k in spec.kernels)
+    return Identity(
+        method=spec.method, params=params, method_source=method_source_hash(spec.method, params), model=p.model.name,
+        model_revision=model_revision, pattern=str(spec.pattern), sparsity=p.sparsity,
+        suite=SuiteIdentity(p.suite.name, p.suite.version), tasks=p.tasks, seed=spec.seed, kernels=timed,
+        hardware=provenance.hardware_name(spec.device) if timed else None,
     )
 
 
@@ -107,6 +114,29 @@ def _peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run with ``n`` torch CPU threads (None: leave torch's setting alone), restored afterwards."""
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def describe(p: Plan, identity: Identity) -> str:
+    """One line saying what plan ``p`` runs."""
+    s = p.spec
+    params = "".join(f" {k}={v}" for k, v in identity.params.items())
+    kernels = f", timing {','.join(identity.kernels)} on {identity.hardware}" if identity.kernels else ""
+    return (f"{s.method}{params} on {p.model.name} (revision {identity.model_revision[:16]}), {p.sparsity:.0%} {s.pattern}, "
+            f"suite {p.suite.name} v{p.suite.version}: {', '.join(p.tasks)}; seed {s.seed}{kernels}")
+
+
 def run(
     spec: RunSpec,
     store: Store,
@@ -119,17 +149,28 @@ def run(
     p = plan(spec)
     spec = p.spec
     weights = resolve_weights(p.model)
-    device = torch.device(spec.device)
-    hardware = provenance.hardware_label(device)
-    params = params_dict(p.method.params)
-    h = spec_hash_for(p, weights.revision, hardware)
+    identity = identity_of(p, weights.revision)
+    h = spec_hash(identity)
     if not force and (old := store.has_run(h)) is not None:
         echo(f"already stored as run {old.id} (spec {h[:12]}); use --force to run again")
         return RunResult(h, old.id, skipped=True)
+    with torch_threads(spec.threads):
+        record, metrics, report = _execute(p, identity, weights, progress, echo)
+    run_id = store.write_run(record, replace=force)
+    return RunResult(h, run_id, False, record, metrics, report)
 
+
+def _execute(p: Plan, identity: Identity, weights: Resolved, progress: bool,
+             echo: Callable[[str], None]) -> tuple[RunRecord, list[Metric], MaskReport]:
+    """Load, prune, verify, evaluate and time; the record of it (nothing is stored here)."""
+    spec = p.spec
+    device = torch.device(spec.device)
     torch.manual_seed(spec.seed)
     echo(f"loading {p.model.name} from {weights.source.describe()} ...")
     loaded = load_model(p.model, torch.device("cpu") if spec.offload else device)
+    converted = provenance.converted_weights(weights)
+    if converted is not None:
+        echo(f"converted fp32 weights: {converted['path']} (sha256 {converted['sha256'][:12]})")
     adapter = loaded.adapter
     targeted = [layer.name for layer in adapter.prunable_layers(loaded.model)]
     before = fingerprint(dict(adapter.iter_untargeted(loaded.model)))
@@ -156,34 +197,22 @@ def run(
     eval_time = time.perf_counter() - t0
 
     timings: list[dict[str, Any]] = []
-    if spec.kernels:
+    if identity.kernels:
         from .latency import end_to_end_timings
 
-        timings = end_to_end_timings(loaded, masks, spec.kernels, spec.pattern, p.sparsity, progress=progress)
+        timings = end_to_end_timings(loaded, masks, identity.kernels, spec.pattern, p.sparsity, progress=progress)
 
     prov = provenance.collect(device)
     prov["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     prov["mask_report"] = {"achieved": report.achieved_sparsity, "nm_valid": report.nm_valid, "layers": len(report.layers)}
     prov["model_source"] = loaded.source
+    if converted is not None:
+        prov["converted_weights"] = converted
     if spec.offload:  # pruned block by block on spec.device; the model, and so the tasks, stayed on the CPU
         prov["offload"] = {"compute_device": spec.device, "model_device": str(loaded.device)}
-    record = dict(
-        spec_hash=h, status="completed", created_at=dt.datetime.now(dt.timezone.utc),
-        method=spec.method, method_params=params, model=p.model.name, model_revision=loaded.revision,
-        pattern=str(spec.pattern), sparsity=p.sparsity, achieved_sparsity=report.achieved_sparsity,
-        suite=p.suite.name, suite_version=p.suite.version, tasks={"names": list(p.tasks)}, seed=spec.seed,
-        calibration=str(ctx.calibration) if ctx.calibration else None, device=str(device), hardware=hardware,
-        prune_time_s=prune_time, eval_time_s=eval_time, peak_memory_mb=_peak_memory_mb(device),
-        sparsebench_version=prov["packages"]["sparsebench"], torch_version=prov["packages"]["torch"],
-        transformers_version=prov["packages"]["transformers"], git_sha=prov["git_sha"], provenance=prov,
-        spec={"method": spec.method, "params": params, "model": spec.model, "pattern": str(spec.pattern),
-              "sparsity": p.sparsity, "suite": p.suite.name, "tasks": list(p.tasks), "seed": spec.seed,
-              "device": spec.device, "kernels": list(spec.kernels), "offload": spec.offload},
-    )
-    metric_rows = [
-        dict(task=m.task, task_version=m.task_version, metric=m.name, value=m.value, stderr=m.stderr,
-             higher_is_better=m.higher_is_better, n=m.n, details=dict(m.details))
-        for m in metrics
-    ]
-    run_id = store.write_run(record, metric_rows, timings, replace=force)
-    return RunResult(h, run_id, False, record, metrics, report, timings)
+    calibration = str(ctx.calibration) if ctx.calibration else None
+    outcome = measurements(report.achieved_sparsity, prune_time, eval_time, _peak_memory_mb(device), calibration, metrics, timings)
+    record = build_record(identity, request=spec.request(), device=str(device), hardware=provenance.hardware_name(device),
+                          provenance=prov, outcome=outcome)
+    return record, metrics, report
+

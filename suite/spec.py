@@ -1,72 +1,170 @@
-"""The run specification and its deterministic hash."""
+"""The run specification, the identity of a result, and its hash.
+
+A :class:`RunSpec` is what a user asks for (strings parsed into types at the CLI edge). An
+:class:`Identity` is what defines the numbers of a result: the method with its parameters and
+the hash of its source, the model and the revision loaded, the pattern and sparsity, the
+suite's identity, the tasks and the seed, and, only for runs that time kernels, the kernels
+and the hardware they ran on. :func:`spec_hash` is the one function that hashes it. Nothing
+about the process (threads, device index, time) is part of it.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
 import json
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from .errors import InvalidSpecError
 from .patterns import Pattern, Unstructured
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    """Everything that defines a result. Strings are parsed into these types at the CLI edge."""
+    """Everything a user asks for. Strings are parsed into these types at the CLI edge."""
 
     method: str = "magnitude"
     params: Any = None  # the method's frozen Params instance (None = defaults)
     model: str = "llama"
     pattern: Pattern = field(default_factory=Unstructured)
-    sparsity: float = 0.5
+    sparsity: float | None = 0.5
     suite: str = "quick"
     tasks: tuple[str, ...] | None = None  # None = the suite's tasks
     seed: int = 0
     device: str = "cpu"
     kernels: tuple[str, ...] = ()
     # keep the model in CPU memory; calibration moves one block at a time to `device` (a GPU),
-    # evaluation runs where the model is. Not hashed: like the device, it does not define the numbers
+    # evaluation runs where the model is. Like the device, it does not define the numbers
     offload: bool = False
+    threads: int | None = None  # torch CPU threads for the run; None = torch's default (all cores)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise InvalidSpecError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if self.threads is not None and (isinstance(self.threads, bool) or not isinstance(self.threads, int) or self.threads < 1):
+            raise InvalidSpecError(f"threads must be an integer >= 1, got {self.threads!r}")
+
+    def request(self) -> dict[str, Any]:
+        """How the run was asked for, beyond its identity: stored with the record, not hashed."""
+        return {"model": self.model, "device": self.device, "offload": self.offload}
 
 
 def params_dict(params: Any) -> dict[str, Any]:
     return dataclasses.asdict(params) if dataclasses.is_dataclass(params) else {}
 
 
-def spec_hash(
-    *,
-    method: str,
-    params: dict[str, Any],
-    model: str,
-    model_revision: str,
-    pattern: str,
-    sparsity: float,
-    suite: str,
-    suite_version: str,
-    tasks: tuple[str, ...],
-    seed: int,
-    kernels: tuple[str, ...] = (),
-    hardware: str | None = None,
-) -> str:
-    """sha256 over the canonical JSON of what determines the numbers.
+def nonfinite_path(value: Any, path: str = "") -> str | None:
+    """The path of the first NaN or infinite float inside ``value`` (dicts, lists), else None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else path or "value"
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if (found := nonfinite_path(v, f"{path}.{k}" if path else str(k))) is not None:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            if (found := nonfinite_path(v, f"{path}[{i}]")) is not None:
+                return found
+    return None
 
-    Device and time are left out (quality does not depend on them), except that a run
-    measuring kernel latency includes the hardware, whose timings it records.
-    """
-    payload = {
-        "method": method,
-        "params": params,
-        "model": model,
-        "model_revision": model_revision,
-        "pattern": pattern,
-        "sparsity": round(float(sparsity), 6),
-        "suite": suite,
-        "suite_version": suite_version,
-        "tasks": sorted(tasks),
-        "seed": seed,
-        "kernels": sorted(kernels),
-    }
-    if kernels:
-        payload["hardware"] = hardware
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+def canonical_json(obj: Any) -> bytes:
+    """Sorted keys, no whitespace, finite numbers only: the same bytes for the same content."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=str).encode()
+
+
+@dataclass(frozen=True)
+class SuiteIdentity:
+    """What identifies a suite's protocol in a result."""
+
+    name: str
+    version: str
+
+    def payload(self) -> dict[str, Any]:
+        return {"name": self.name, "version": self.version}
+
+    @classmethod
+    def from_payload(cls, data: Any) -> SuiteIdentity:
+        if not isinstance(data, Mapping) or set(data) != {"name", "version"} or not all(isinstance(v, str) for v in data.values()):
+            raise InvalidSpecError(f"a suite identity is {{name, version}}, got {str(data)[:80]}")
+        return cls(data["name"], data["version"])
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What defines a result's numbers; :func:`spec_hash` hashes exactly this."""
+
+    method: str
+    params: Mapping[str, Any]  # JSON values
+    method_source: str  # sha256 of the method's source (see sparsebench.source_hash)
+    model: str
+    model_revision: str
+    pattern: str
+    sparsity: float
+    suite: SuiteIdentity
+    tasks: tuple[str, ...]
+    seed: int
+    kernels: tuple[str, ...] = ()
+    hardware: str | None = None  # only for runs that time kernels: the machine the timings are of
+
+    def __post_init__(self) -> None:
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
+            raise InvalidSpecError(f"seed must be an integer >= 0, got {self.seed!r}")
+        if (where := nonfinite_path(dict(self.params))) is not None:
+            raise InvalidSpecError(f"method {self.method!r}: parameter {where} is not a finite number")
+        if not math.isfinite(self.sparsity):
+            raise InvalidSpecError(f"sparsity must be a finite number, got {self.sparsity!r}")
+        if self.kernels and not self.hardware:
+            raise InvalidSpecError("a run that times kernels needs the hardware in its identity")
+        if not self.kernels and self.hardware is not None:
+            raise InvalidSpecError("the hardware is part of a run's identity only when it times kernels")
+
+    def payload(self) -> dict[str, Any]:
+        out = {
+            "method": self.method,
+            "params": dict(self.params),
+            "method_source": self.method_source,
+            "model": self.model,
+            "model_revision": self.model_revision,
+            "pattern": self.pattern,
+            "sparsity": round(float(self.sparsity), 6),
+            "suite": self.suite.payload(),
+            "tasks": sorted(self.tasks),
+            "seed": self.seed,
+            "kernels": sorted(self.kernels),
+        }
+        if self.kernels:
+            out["hardware"] = self.hardware
+        return out
+
+    @classmethod
+    def from_payload(cls, data: Any) -> Identity:
+        """The identity a stored :meth:`payload` describes; :class:`InvalidSpecError` if malformed."""
+        expected = {"method": str, "params": dict, "method_source": str, "model": str, "model_revision": str, "pattern": str,
+                    "sparsity": (int, float), "suite": dict, "tasks": list, "seed": int, "kernels": list}
+        if not isinstance(data, Mapping):
+            raise InvalidSpecError("an identity is a JSON object")
+        unknown = set(data) - set(expected) - {"hardware"}
+        missing = set(expected) - set(data)
+        if unknown or missing:
+            raise InvalidSpecError(f"identity has unknown field(s) {sorted(unknown)} or lacks {sorted(missing)}")
+        for key, typ in expected.items():
+            if isinstance(data[key], bool) or not isinstance(data[key], typ):
+                raise InvalidSpecError(f"identity field {key!r} has the wrong type")
+        for key in ("tasks", "kernels"):
+            if not all(isinstance(x, str) for x in data[key]):
+                raise InvalidSpecError(f"identity field {key!r} must list strings")
+        hardware = data.get("hardware")
+        if hardware is not None and not isinstance(hardware, str):
+            raise InvalidSpecError("identity field 'hardware' must be a string")
+        return cls(data["method"], dict(data["params"]), data["method_source"], data["model"], data["model_revision"],
+                   data["pattern"], float(data["sparsity"]), SuiteIdentity.from_payload(data["suite"]), tuple(data["tasks"]),
+                   data["seed"], tuple(data["kernels"]), hardware)
+
+
+def spec_hash(identity: Identity) -> str:
+    """The hash a result is stored under: sha256 over the canonical JSON of its identity."""
+    return hashlib.sha256(canonical_json(identity.payload())).hexdigest()

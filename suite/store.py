@@ -6,8 +6,12 @@ the ``spec_hash`` is unique, so the same spec is stored once.
 
 Many writers are safe: SQLite runs in WAL mode with a busy timeout and writes are retried
 when the file is locked; a PostgreSQL URL (``postgresql+psycopg://...``) serves a shared
+database. Creating the schema is safe too when several first writers start at once on a new
 database. A spec that failed is kept as one ``status="failed"`` row with its error; a later
 success replaces it, and a failure never replaces a success.
+
+Writers (``Store(url)``) create a missing SQLite file and its folder; readers
+(``Store(url, create=False)``) never create anything and fail with one line instead.
 """
 
 from __future__ import annotations
@@ -20,14 +24,15 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-from sqlalchemy import JSON, delete, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, event, inspect, select
-from sqlalchemy.engine import Engine
+from sqlalchemy import JSON, DateTime, Float, ForeignKey, Integer, String, Text, create_engine, delete, event, inspect, select, text
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 from .errors import StoreError
+from .record import RunRecord
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DEFAULT_DB = Path("results") / "sparsebench.db"
 WRITE_ATTEMPTS = 6  # a locked SQLite file (past its busy timeout) or a Postgres serialization failure
 
@@ -55,6 +60,7 @@ class Run(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
     method: Mapped[str] = mapped_column(String(128), index=True)
     method_params: Mapped[dict[str, Any]] = mapped_column(JSON)
+    method_source: Mapped[str] = mapped_column(String(64))  # sha256 of the method's source (sparsebench.source_hash)
     model: Mapped[str] = mapped_column(String(256), index=True)
     model_revision: Mapped[str] = mapped_column(String(128))
     pattern: Mapped[str] = mapped_column(String(32))
@@ -75,7 +81,7 @@ class Run(Base):
     transformers_version: Mapped[str] = mapped_column(String(64))
     git_sha: Mapped[str] = mapped_column(String(64))
     provenance: Mapped[dict[str, Any]] = mapped_column(JSON)
-    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)  # {"identity": what the spec hash is of, "request": ...}
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     metrics: Mapped[list[MetricRow]] = relationship(back_populates="run", cascade="all, delete-orphan")
     timings: Mapped[list[TimingRow]] = relationship(back_populates="run", cascade="all, delete-orphan")
@@ -149,6 +155,10 @@ def _sqlite_immediate_writes(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+class _EmptyDatabase(StoreError):
+    """A reader found a database without a sparsebench schema."""
+
+
 class DuplicateRunError(StoreError):
     """A completed run with this spec hash is already stored (by this or another writer)."""
 
@@ -178,13 +188,37 @@ def _retrying(write: Callable[[], int], url: str) -> int:
     raise StoreError(f"cannot write to {url}: still locked after {WRITE_ATTEMPTS} attempts")
 
 
+def _sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (None for other databases and for ``:memory:``)."""
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        return Path(url.removeprefix("sqlite:///"))
+    return None
+
+
+# Serializes schema creation between first writers. SQLite needs nothing: the schema is created
+# in a ``BEGIN IMMEDIATE`` transaction, which holds the file's write lock.
+SCHEMA_LOCK = {"postgresql": "SELECT pg_advisory_xact_lock(7345820917)"}
+
+
+def run_row(record: RunRecord) -> Run:
+    """The ORM rows (run, metrics, timings) of a record."""
+    row = Run(**record.columns())
+    row.metrics = [MetricRow(**m.columns()) for m in record.metrics]
+    row.timings = [TimingRow(created_at=record.created_at, **t.columns()) for t in record.timings]
+    return row
+
+
 class Store:
-    """A results database. Opening checks that it is writable and of this schema version."""
+    """A results database. Opening checks that it is a sparsebench database of this schema version.
+
+    ``create=True`` (writers) creates the database (a SQLite file and its folder) and the schema
+    when they do not exist; ``create=False`` (readers) refuses a missing or empty database.
+    """
 
     def __init__(self, url: str | None = None, create: bool = True):
         self.url = url or default_url()
-        if self.url.startswith("sqlite:///") and self.url != "sqlite:///:memory:":
-            path = Path(self.url.removeprefix("sqlite:///"))
+        path = _sqlite_path(self.url)
+        if path is not None:
             if create:
                 try:
                     path.parent.mkdir(parents=True, exist_ok=True)
@@ -199,39 +233,52 @@ class Store:
         self.write_engine = self.engine
         if self.engine.dialect.name == "sqlite":
             _sqlite_pragmas(self.engine)
-            if self.url != "sqlite:///:memory:":
+            if path is not None:
                 self.write_engine = create_engine(self.url)
                 _sqlite_pragmas(self.write_engine)
                 _sqlite_immediate_writes(self.write_engine)
-        self._check_schema(create)
+        try:
+            self._check_schema(create)
+        except (DatabaseError, OperationalError) as exc:
+            raise StoreError(f"cannot use database {self.url}: {getattr(exc, 'orig', None) or exc}") from None
+
+    @classmethod
+    def existing(cls, url: str | None = None) -> Store | None:
+        """The database at ``url`` for reading, or None where there is none yet (nothing is created)."""
+        url = url or default_url()
+        path = _sqlite_path(url)
+        if path is not None and not path.exists():
+            return None
+        try:
+            return cls(url, create=False)
+        except _EmptyDatabase:
+            return None
+
+    def _tables(self, conn: Connection | Engine) -> set[str]:
+        existing = set(inspect(conn).get_table_names())
+        foreign = existing - set(Base.metadata.tables)
+        if Meta.__tablename__ not in existing and foreign:
+            raise StoreError(f"{self.url} is not a sparsebench database (tables: {', '.join(sorted(foreign)[:5])})")
+        return existing
 
     def _check_schema(self, create: bool) -> None:
-        try:
-            insp = inspect(self.engine)
-            existing = set(insp.get_table_names())
-            if Meta.__tablename__ not in existing:
-                foreign = existing - set(Base.metadata.tables)
-                if foreign:
-                    raise StoreError(f"{self.url} is not a sparsebench database (tables: {', '.join(sorted(foreign)[:5])})")
-                if not create:
-                    raise StoreError(f"{self.url} is empty")
-                Base.metadata.create_all(self.engine)
-                with Session(self.engine) as s, s.begin():
-                    s.add(Meta(key="schema_version", value=str(SCHEMA_VERSION)))
-                return
-            with Session(self.engine) as s:
-                version = s.get(Meta, "schema_version")
-            if version is None or version.value != str(SCHEMA_VERSION):
-                found = version.value if version else "none"
-                raise StoreError(
-                    f"{self.url} has schema version {found}, this sparsebench needs {SCHEMA_VERSION}; "
-                    "use a new --db or export/import the results"
-                )
-        except StoreError:
-            raise
-        except (DatabaseError, OperationalError) as exc:
-            msg = str(exc.orig) if getattr(exc, "orig", None) else str(exc)
-            raise StoreError(f"cannot use database {self.url}: {msg}") from None
+        if Meta.__tablename__ not in self._tables(self.engine):
+            if not create:
+                raise _EmptyDatabase(f"{self.url} is empty")
+            with self.write_engine.begin() as conn:  # one first writer at a time; the others find the schema made
+                if lock := SCHEMA_LOCK.get(conn.dialect.name):
+                    conn.execute(text(lock))
+                if Meta.__tablename__ not in self._tables(conn):
+                    Base.metadata.create_all(conn)
+                    conn.execute(Meta.__table__.insert().values(key="schema_version", value=str(SCHEMA_VERSION)))
+        with Session(self.engine) as s:
+            version = s.get(Meta, "schema_version")
+        if version is None or version.value != str(SCHEMA_VERSION):
+            found = version.value if version else "none"
+            raise StoreError(
+                f"{self.url} has schema version {found}, this sparsebench needs {SCHEMA_VERSION}; "
+                "use a new --db, or re-run the specs into one"
+            )
 
     # -- writing ------------------------------------------------------------------------
     def has_run(self, spec_hash: str, status: str | None = "completed") -> Run | None:
@@ -251,47 +298,50 @@ class Store:
                 out.update((h, st) for h, st in rows)
         return out
 
-    def write_run(self, run: Mapping[str, Any], metrics: Iterable[Mapping[str, Any]] = (), timings: Iterable[Mapping[str, Any]] = (), replace: bool = False) -> int:
-        """Insert one run with its metric and timing rows atomically; returns the run id.
+    def write_run(self, record: RunRecord, replace: bool = False) -> int:
+        """Insert a completed record with its metric and timing rows atomically; returns the run id.
 
         A failed record of the same spec is replaced; a completed one is replaced only with
         ``replace``, else :class:`DuplicateRunError` (also when another writer wins a race).
         """
-        metrics, timings = list(metrics), list(timings)
+        if record.status != "completed":
+            raise StoreError(f"write_run stores completed runs; use write_failure for a {record.status!r} one")
+        h = record.spec_hash
 
         def write() -> int:
             with Session(self.write_engine) as s, s.begin():
-                old = s.scalars(select(Run).where(Run.spec_hash == run["spec_hash"]).with_for_update()).first()
+                old = s.scalars(select(Run).where(Run.spec_hash == h).with_for_update()).first()
                 if old is not None:
                     if old.status == "completed" and not replace:
                         raise DuplicateRunError(old.spec_hash, old.id)
                     s.execute(delete(Run).where(Run.id == old.id))  # metrics/timings go by ON DELETE CASCADE
-                row = Run(**run)
-                row.metrics = [MetricRow(**m) for m in metrics]
-                now = run.get("created_at") or dt.datetime.now(dt.timezone.utc)
-                row.timings = [TimingRow(created_at=now, **t) for t in timings]
+                row = run_row(record)
                 s.add(row)
                 s.flush()
                 return row.id
 
         return _retrying(write, self.url)
 
-    def write_failure(self, run: Mapping[str, Any]) -> int:
-        """Record that a spec failed (``run`` holds the run columns and ``error``); returns the row id.
+    def write_failure(self, record: RunRecord) -> int:
+        """Record that a spec failed; returns the row id.
 
         A completed run of the spec is left as it is; an earlier failure is replaced, and
         ``provenance["attempts"]`` counts the failures.
         """
+        if record.status != "failed":
+            raise StoreError(f"write_failure stores failed runs, got a {record.status!r} one")
+        h = record.spec_hash
 
         def write() -> int:
             with Session(self.write_engine) as s, s.begin():
-                old = s.scalars(select(Run).where(Run.spec_hash == run["spec_hash"]).with_for_update()).first()
+                old = s.scalars(select(Run).where(Run.spec_hash == h).with_for_update()).first()
                 if old is not None and old.status == "completed":
                     return old.id
                 attempts = 1 + (old.provenance.get("attempts", 1) if old is not None else 0)
                 if old is not None:
-                    s.execute(delete(Run).where(Run.id == old.id))  # metrics/timings go by ON DELETE CASCADE
-                row = Run(**{**run, "status": "failed", "provenance": {**run.get("provenance", {}), "attempts": attempts}})
+                    s.execute(delete(Run).where(Run.id == old.id))
+                row = run_row(record)
+                row.provenance = {**row.provenance, "attempts": attempts}
                 s.add(row)
                 s.flush()
                 return row.id
@@ -341,6 +391,6 @@ class Store:
         if runs.empty:
             return runs
         m = self.metrics(runs["id"].tolist())
-        cols = ["id", "method", "model", "pattern", "sparsity", "achieved_sparsity", "suite", "suite_version", "seed",
+        cols = ["id", "method", "method_params", "model", "pattern", "sparsity", "achieved_sparsity", "suite", "suite_version", "seed",
                 "status", "prune_time_s", "eval_time_s", "peak_memory_mb", "device", "created_at", "spec_hash"]
         return runs[cols].merge(m.drop(columns=["id"]), left_on="id", right_on="run_id", how="left").drop(columns=["run_id"])

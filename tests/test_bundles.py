@@ -16,9 +16,9 @@ from sparsebench.testing import synthetic_run, synthetic_timing
 @pytest.fixture
 def filled(store):
     """A store with three runs (one with end-to-end timings) and two standalone kernel timings."""
-    store.write_run(*synthetic_run("dense", "tiny", 20.0, sparsity=0.0))
-    store.write_run(*synthetic_run("magnitude", "tiny", 25.0, params={"alpha": 1.5}))
-    store.write_run(*synthetic_run("random", "tiny", 90.0, kernels=(("csr", "ok", 1.3, None), ("cusparselt", "unsupported", None, "needs CUDA"))))
+    store.write_run(synthetic_run("dense", "tiny", 20.0, sparsity=0.0))
+    store.write_run(synthetic_run("magnitude", "tiny", 25.0, params={"alpha": 1.5}))
+    store.write_run(synthetic_run("random", "tiny", 90.0, kernels=(("csr", "ok", 1.3, None), ("cusparselt", "unsupported", None, "needs CUDA"))))
     store.write_timings([synthetic_timing("csr", "ok", 1.8, sparsity=0.7), synthetic_timing("bsr", "unsupported", None, "unstructured")])
     return store
 
@@ -35,7 +35,7 @@ def _write(tmp_path, bundle, name="b.json") -> object:
 
 def test_round_trip_and_dedup(filled, tmp_path):
     bundle = export_bundle(filled, kernel_timings=True)
-    assert bundle["schema_version"] == 1 and bundle["content_hash"] == content_hash(bundle)
+    assert bundle["schema_version"] == 2 and bundle["content_hash"] == content_hash(bundle)
     assert len(bundle["runs"]) == 3 and len(bundle["timings"]) == 2
     path = _write(tmp_path, bundle)
     target = Store(f"sqlite:///{tmp_path / 'target.db'}")
@@ -95,14 +95,19 @@ BAD = {
     "bad pattern": (_edit(lambda b: b["runs"][1].update(pattern="5:4")), "not a sparsity pattern"),
     "unknown status": (_edit(lambda b: b["runs"][2]["timings"][0].update(status="fast")), "must be one of"),
     "unsupported with a speedup": (_edit(lambda b: b["runs"][2]["timings"][1].update(speedup=9.0)), "must not carry a time"),
-    "newer schema": (_edit(lambda b: b.update(schema_version=2)), "schema version 2"),
+    "newer schema": (_edit(lambda b: b.update(schema_version=3)), "schema version 3"),
+    "older schema": (_edit(lambda b: b.update(schema_version=1)), "schema version 1"),
     "wrong format": (_edit(lambda b: b.update(format="other")), "not a sparsebench results bundle"),
     "runs not a list": (_edit(lambda b: b.update(runs={})), "must be lists"),
     "duplicate run": (_edit(lambda b: b["runs"].append(copy.deepcopy(b["runs"][0]))), "appears twice"),
     # tampered
     "value edited": (_edit(lambda b: b["runs"][1]["metrics"][0].update(value=1.0), rehash=False), "content hash mismatch"),
     "hash removed": (_edit(lambda b: b.pop("content_hash"), rehash=False), "missing content_hash"),
-    "spec edited and rehashed": (_edit(lambda b: b["runs"][1].update(sparsity=0.6, achieved_sparsity=0.6)), "spec_hash does not match"),
+    "column edited and rehashed": (_edit(lambda b: b["runs"][1].update(sparsity=0.6, achieved_sparsity=0.6)), "sparsity disagrees with spec.identity"),
+    "identity edited and rehashed": (_edit(lambda b: b["runs"][1]["spec"]["identity"].update(seed=1)), "spec_hash does not match"),
+    "method source edited": (_edit(lambda b: b["runs"][1].update(method_source="0" * 64)), "method_source disagrees"),
+    "negative seed": (_edit(lambda b: (b["runs"][1].update(seed=-1), b["runs"][1]["spec"]["identity"].update(seed=-1))), "must be >= 0"),
+    "NaN in a stored param": (lambda b: dumps(b).replace('"alpha": 1.5', '"alpha": NaN'), "not valid JSON"),
     "duplicate key": (lambda b: dumps(b).replace('"format": "sparsebench-results"', '"format": "sparsebench-results", "format": "x"'), "duplicate key"),
     # hostile
     "script in method name": (_edit(lambda b: b["runs"][1].update(method="<script>alert(1)</script>")), "not a valid name"),
@@ -132,7 +137,7 @@ def test_bad_bundles_rejected_and_nothing_imported(case, filled, tmp_path):
 
 
 def test_export_refuses_what_import_would_reject(store):
-    store.write_run(*synthetic_run("<b>x</b>", "tiny", 1.0))
+    store.write_run(synthetic_run("<b>x</b>", "tiny", 1.0))
     with pytest.raises(BundleError, match="not a valid name"):
         export_bundle(store)
 

@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -30,6 +31,8 @@ def test_wikitext2_perplexity_dense_vs_magnitude(store):
         assert metric.details["seqlen"] == 2048 and metric.details["windows"] == 4
         assert metric.details["dataset_source"].startswith("$SPARSEBENCH_DATA_DIR")
         results[method] = metric.value
+        converted = r.record.provenance["converted_weights"]  # the fp32 folder the GGUF weights were converted to
+        assert (Path(converted["path"]) / "config.json").is_file() and len(converted["sha256"]) == 64
     assert 5 < results["dense"] < 100, results  # a working 135M model
     assert results["magnitude"] > 1.5 * results["dense"], results
     df = store.results()
@@ -51,7 +54,10 @@ def test_killed_run_leaves_the_database_valid(tmp_path):
     subprocess.run([*cmd, "--method", "dense"], check=True, capture_output=True)
     assert _rows(db) == 1
     for sig, code in ((signal.SIGINT, 130), (signal.SIGKILL, -signal.SIGKILL)):
-        proc = subprocess.Popen([*cmd, "--method", "magnitude"], stderr=subprocess.PIPE, text=True)
+        # SIGINT restored to its default in the child: started from a background job (`nohup ... &`,
+        # as CI runners do) the test process ignores SIGINT, and the child would inherit that
+        proc = subprocess.Popen([*cmd, "--method", "magnitude"], stderr=subprocess.PIPE, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         for line in proc.stderr:  # evaluation starts right after verification
             if line.startswith("verified:"):
                 break

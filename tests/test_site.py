@@ -133,3 +133,43 @@ def test_slug_unique_and_safe():
     assert slug("magnitude") == "magnitude"
     assert slug(HOSTILE_METHOD) != slug(HOSTILE_MODEL)
     assert all(c.isalnum() or c in "._-" for c in slug(HOSTILE_MODEL))
+
+
+def test_every_missing_baseline_hint_runs_as_printed(store, tmp_path, tiny_model_dirs, capsys):
+    """The leaderboard's "not run" hints are commands that `run --dry-run` accepts as printed,
+    for a local model folder whose path needs quoting."""
+    import html as html_lib
+    import re
+    import shlex
+    import shutil
+
+    from sparsebench.runner import run
+    from sparsebench.spec import RunSpec
+
+    model = tmp_path / "my models" / "tiny llama's copy"
+    shutil.copytree(tiny_model_dirs["llama"], model)
+    run(RunSpec(method="magnitude", model=str(model), suite="unit", sparsity=0.5), store, progress=False)
+    site = build_site(store, tmp_path / "site", progress=False)
+    page = _read(site, "leaderboards/unit-v1.html")
+    hints = [html_lib.unescape(h) for h in re.findall(r'title="run it: ([^"]+)"', page)]
+    assert len(hints) == 2  # dense, and random at the magnitude run's setting
+    for hint in hints:
+        args = shlex.split(hint)
+        assert args[:2] == ["sparsebench", "run"] and str(model.resolve()) in args, hint
+        with pytest.raises(SystemExit) as exit_:
+            main([*args[1:], "--db", store.url, "--dry-run"])
+        out, err = capsys.readouterr()
+        assert exit_.value.code == 0, (hint, err)
+        assert f"on local:{model.resolve()} " in out and "not stored yet" in out
+
+
+def test_stale_runs_are_marked(store, tmp_path):
+    from sparsebench.testing import synthetic_run
+
+    store.write_run(synthetic_run("magnitude", "tiny-a", 30.0, method_source="0" * 64))
+    store.write_run(synthetic_run("magnitude", "tiny-a", 35.0, sparsity=0.7))
+    site = build_site(store, tmp_path / "site", progress=False)
+    page = _read(site, "leaderboards/unit-v1.html")
+    assert page.count('<tr class="stale">') == 1 and page.count("changed since: stale") == 1
+    run_page = _read(site, "runs/1.html")
+    assert "changed since: stale" in run_page and "changed since" not in _read(site, "runs/2.html")

@@ -17,7 +17,7 @@ from sparsebench.runner import run
 from sparsebench.site.build import build_site
 from sparsebench.spec import RunSpec
 from sparsebench.store import Store
-from sparsebench.testing import HOSTILE_METHOD, HOSTILE_MODEL, write_synthetic_leaderboard
+from sparsebench.testing import HOSTILE_METHOD, write_synthetic_leaderboard
 
 pytestmark = pytest.mark.slow
 

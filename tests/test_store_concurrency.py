@@ -1,4 +1,5 @@
-"""Many writers, one database: nothing lost, no duplicates, failures that a retry replaces.
+"""Many writers, one database: nothing lost, no duplicates, failures that a retry replaces,
+and first writers racing to create the schema of a new database.
 
 Runs on SQLite and on a real PostgreSQL server: ``$SPARSEBENCH_TEST_POSTGRES_URL`` if set,
 else a private server started here from the PostgreSQL binaries (``apt-get install -y
@@ -8,7 +9,6 @@ is set (as in ``.ci/run``), where they fail.
 
 from __future__ import annotations
 
-import datetime as dt
 import glob
 import os
 import pwd
@@ -18,6 +18,7 @@ import subprocess
 import sys
 import tempfile
 import textwrap
+import time
 import uuid
 from pathlib import Path
 
@@ -90,44 +91,42 @@ def db_url(request, tmp_path):
     return f"{server}/{name}"
 
 
-def fake_run(h: str, **over) -> dict:
-    """The columns of one run; the values only need to be well-typed."""
-    row = dict(
-        spec_hash=h, status="completed", created_at=dt.datetime.now(dt.timezone.utc), method="magnitude",
-        method_params={}, model="m", model_revision="r", pattern="unstructured", sparsity=0.5, suite="unit",
-        suite_version="1", tasks={"names": ["lambada-ppl"]}, seed=0, device="cpu", hardware="h",
-        sparsebench_version="0", torch_version="0", transformers_version="0", git_sha="0", provenance={}, spec={},
-    )
-    return {**row, **over}
+def fake_run(i: int, error: str | None = None, value: float = 0.0):
+    """A record whose spec hash is fixed by ``i`` (its seed); completed, or failed with ``error``."""
+    from sparsebench.record import Measurements, MetricRecord, build_record
+    from sparsebench.spec import Identity, SuiteIdentity
 
-
-def fake_metric(value: float) -> dict:
-    return dict(task="lambada-ppl", task_version="1", metric="perplexity", value=value, higher_is_better=False, details={})
+    identity = Identity(method="magnitude", params={}, method_source="s", model="m", model_revision="r", pattern="unstructured",
+                        sparsity=0.5, suite=SuiteIdentity("unit", "1"), tasks=("lambada-ppl",), seed=i)
+    metrics = (MetricRecord("lambada-ppl", "1", "perplexity", value, False), MetricRecord("lambada-ppl", "1", "loss", value + 0.5, False))
+    return build_record(identity, request={}, device="cpu", hardware="h", provenance={"git_sha": "0"},
+                        outcome=error if error is not None else Measurements(0.5, 1.0, 1.0, 1.0, None, metrics))
 
 
 def test_failure_is_replaced_by_success_and_never_replaces_one(db_url):
     store = Store(db_url)
-    store.write_failure(fake_run("a" * 64, error="boom"))
-    store.write_failure(fake_run("a" * 64, error="boom again"))
-    assert store.has_run("a" * 64) is None  # a failure does not count as stored
-    failed = store.has_run("a" * 64, status="failed")
+    h = fake_run(0).spec_hash
+    store.write_failure(fake_run(0, error="boom"))
+    store.write_failure(fake_run(0, error="boom again"))
+    assert store.has_run(h) is None  # a failure does not count as stored
+    failed = store.has_run(h, status="failed")
     assert failed is not None and failed.error == "boom again" and failed.provenance["attempts"] == 2
     assert len(store.runs()) == 1
-    run_id = store.write_run(fake_run("a" * 64), [fake_metric(3.0)])
+    run_id = store.write_run(fake_run(0, value=3.0))
     runs = store.runs()
     assert len(runs) == 1 and runs.iloc[0]["status"] == "completed" and runs.iloc[0]["error"] is None
-    assert store.write_failure(fake_run("a" * 64, error="late")) == run_id  # the success stays
+    assert store.write_failure(fake_run(0, error="late")) == run_id  # the success stays
     assert store.runs().iloc[0]["status"] == "completed"
     with pytest.raises(DuplicateRunError):
-        store.write_run(fake_run("a" * 64), [fake_metric(4.0)])
-    assert store.results()["value"].tolist() == [3.0]
+        store.write_run(fake_run(0, value=4.0))
+    assert store.results().query("metric == 'perplexity'")["value"].tolist() == [3.0]
     assert store.results(status="failed").empty
 
 
 WRITER = textwrap.dedent("""
     import random, sys
     sys.path.insert(0, sys.argv[3])
-    from test_store_concurrency import fake_metric, fake_run
+    from test_store_concurrency import fake_run
     from sparsebench.store import DuplicateRunError, Store
     url, seed = sys.argv[1], int(sys.argv[2])
     store = Store(url)
@@ -135,11 +134,10 @@ WRITER = textwrap.dedent("""
     random.Random(seed).shuffle(order)
     dup = 0
     for i in order:
-        h = f"{i:064x}"
         if i % 3 == 0:
-            store.write_failure(fake_run(h, error=f"writer {seed} failed"))
+            store.write_failure(fake_run(i, error=f"writer {seed} failed"))
         try:
-            store.write_run(fake_run(h), [fake_metric(float(i)), fake_metric(float(i) + 0.5)])
+            store.write_run(fake_run(i, value=float(i)))
         except DuplicateRunError:
             dup += 1
     print(dup)
@@ -157,11 +155,33 @@ def test_concurrent_writers_lose_nothing_and_duplicate_nothing(db_url):
     store = Store(db_url, create=False)
     runs = store.runs()
     assert len(runs) == 30 and runs["spec_hash"].is_unique
-    assert set(runs["spec_hash"]) == {f"{i:064x}" for i in range(30)}
+    assert set(runs["spec_hash"]) == {fake_run(i).spec_hash for i in range(30)}
     assert (runs["status"] == "completed").all() and runs["error"].isna().all()
     assert duplicates == 3 * 30  # every run was stored by exactly one writer
     metrics = store.metrics()
     assert len(metrics) == 60 and metrics.groupby("run_id").size().eq(2).all()
+
+
+FIRST_WRITER = textwrap.dedent("""
+    import sys, time
+    sys.path.insert(0, sys.argv[3])
+    from test_store_concurrency import fake_run
+    from sparsebench.store import Store
+    url, i, start = sys.argv[1], int(sys.argv[2]), float(sys.argv[4])
+    time.sleep(max(0.0, start - time.time()))  # every writer opens the new database at the same moment
+    Store(url).write_run(fake_run(i, value=float(i)))
+""")
+
+
+def test_first_writers_racing_on_a_new_database_all_store(db_url):
+    """Eight processes open a database that has no schema yet at the same moment, and each stores a run."""
+    n, start = 8, time.time() + 3.0
+    procs = [subprocess.Popen([sys.executable, "-c", FIRST_WRITER, db_url, str(i), str(Path(__file__).parent), str(start)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(n)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert all(p.returncode == 0 for p in procs), [err[-1500:] for _, err in outs if err]
+    runs = Store(db_url, create=False).runs()
+    assert sorted(runs["seed"]) == list(range(n))
 
 
 def test_a_sweep_stores_into_postgres(postgres_server, tiny_model_dirs, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import os
 import shutil
@@ -9,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -209,3 +211,110 @@ def test_a_killed_sweep_resumes_where_it_stopped(tiny_model_dirs, tmp_path):
     after = store.runs()
     assert len(after) == 6 and after["spec_hash"].is_unique
     assert set(before["id"]) <= set(after["id"])  # what was stored before the kill is kept as it was
+
+
+# -- examples that must run as printed -------------------------------------------------------
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _readme_grid() -> str:
+    """The grid example in the README's "Sweeps" section (the first ```toml block there)."""
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## Sweeps"):]
+    return section.split("```toml\n", 1)[1].split("```", 1)[0]
+
+
+def _help_grid(capsys) -> str:
+    """The grid example at the end of `sparsebench sweep --help`."""
+    with pytest.raises(SystemExit):
+        main(["sweep", "--help"])
+    lines = capsys.readouterr().out.split("A grid file", 1)[1].splitlines()[1:]
+    return "\n".join(line.strip() for line in lines if line.strip())
+
+
+@pytest.mark.parametrize("source", ["readme", "help"])
+def test_the_documented_grid_passes_a_dry_run_and_creates_no_database(source, tmp_path, capsys):
+    text = _readme_grid() if source == "readme" else _help_grid(capsys)
+    assert "params" in text  # the example shows a parameter axis
+    grid = tmp_path / "grid.toml"
+    grid.write_text(text)
+    db = tmp_path / "sub" / "r.db"
+    with pytest.raises(SystemExit) as exc:
+        main(["sweep", str(grid), "--db", f"sqlite:///{db}", "--dry-run"])
+    out, err = capsys.readouterr()
+    assert exc.value.code == 0, err
+    assert len(out.splitlines()) > 4 and all(line.startswith("pending") for line in out.splitlines())
+    assert not db.exists() and not db.parent.exists()
+    assert load_grid(grid).methods[-1].params  # the parameter axis expanded
+
+
+def test_negative_seeds_are_rejected():
+    with pytest.raises(InvalidSpecError, match="seeds' must be integers >= 0"):
+        parse_grid({"models": ["llama"], "methods": ["magnitude"], "seeds": [0, -1]})
+
+
+def test_threads_per_worker_default_to_the_grid_cpus(tiny_model_dirs):
+    grid = _grid(tiny_model_dirs["llama"], methods=["magnitude"], resources={"cpus": 3})
+    (pj,) = expand(grid)
+    assert pj.job.spec.threads == 3
+    (pj,) = expand(dataclasses.replace(grid, threads=1))
+    assert pj.job.spec.threads == 1 and pj.job.key == expand(grid)[0].job.key  # threads are not in the hash
+
+
+# -- a killed sweep leaves nothing running ---------------------------------------------------
+def _proc_stat(pid: int) -> tuple[str, int, int] | None:
+    """(state, ppid, session id) of a live process, None if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return fields[0], int(fields[1]), int(fields[3])
+
+
+def _descendants(root: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and (st := _proc_stat(int(entry.name))) is not None:
+            children.setdefault(st[1], []).append(int(entry.name))
+    out, todo = set(), [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.add(child)
+            todo.append(child)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    st = _proc_stat(pid)
+    return st is not None and st[0] != "Z"  # a zombie has exited; only its parent's wait is missing
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_kill_9_of_a_sweep_leaves_no_worker_or_helper_process(tiny_model_dirs, tmp_path):
+    grid = tmp_path / "grid.toml"
+    grid.write_text(f'models = ["{tiny_model_dirs["llama"]}"]\nmethods = ["magnitude", "random"]\n'
+                    'sparsities = [0.3, 0.5, 0.7]\nsuites = ["unit"]\n')
+    cmd = [sys.executable, "-c", "from sparsebench.cli import main; main()", "sweep", str(grid), "--db",
+           f"sqlite:///{tmp_path / 'r.db'}", "--workers", "2", "--no-progress"]
+    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while len(_descendants(proc.pid)) < 3 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)  # two workers and the multiprocessing resource tracker
+        time.sleep(1.0)
+        spawned = _descendants(proc.pid)
+        assert len(spawned) >= 3 and proc.poll() is None, spawned
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        deadline = time.monotonic() + 10
+        while any(_alive(p) for p in spawned) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        survivors = {p for p in spawned if _alive(p)}
+        in_session = {int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit() and _alive(int(e.name))
+                      and (_proc_stat(int(e.name)) or ("", 0, 0))[2] == proc.pid}
+        assert not survivors and not in_session, (survivors, in_session)
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass

@@ -206,7 +206,7 @@ def test_run_stores_accuracy_next_to_perplexity(tiny_model_dirs, store):
     acc = df[(df.task == "arc_easy") & (df.metric == "acc")].iloc[0]
     assert acc["n"] == 4 and 0.0 <= acc["value"] <= 1.0 and acc["stderr"] is not None
     assert acc["details"]["split"] == "validation" and acc["details"]["limit"] == 4
-    assert res.record["sparsity"] == 0.5
+    assert res.record.identity.sparsity == 0.5
 
 
 @pytest.mark.slow

@@ -40,7 +40,6 @@ def command(target: str, families: tuple[str, ...], sparsity: float) -> None:
     from sparsebench.suites import suites
 
     names = load_method_source(target)
-    testing.register_unit_suite()
     calibration = suites.get(testing.UNIT_SUITE).calibration
     failed_methods = []
     with tempfile.TemporaryDirectory(prefix="sparsebench-check-") as tmp:

@@ -9,7 +9,7 @@ import click
 @click.argument("bundles", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=str))
 @click.option("--db", default=None, help="SQLAlchemy URL of the results database [default: sqlite:///results/sparsebench.db].")
 @click.option("--max-bytes", type=click.IntRange(1), default=None, help="Largest bundle accepted [default: 32 MiB].")
-@click.option("--dry-run", is_flag=True, help="Validate and report, but store nothing.")
+@click.option("--dry-run", is_flag=True, help="Validate and report, but store nothing (and create no database).")
 def command(bundles, db, max_bytes, dry_run) -> None:
     """Validate BUNDLES and import their runs, all in one transaction.
 
@@ -25,10 +25,15 @@ def command(bundles, db, max_bytes, dry_run) -> None:
     """
     from pathlib import Path
 
-    from sparsebench.bundles import DEFAULT_MAX_BYTES, import_bundles
+    from sparsebench.bundles import DEFAULT_MAX_BYTES, read_bundles, store_bundles
     from sparsebench.store import Store
 
-    report = import_bundles(Store(db), [Path(b) for b in bundles], max_bytes or DEFAULT_MAX_BYTES, dry_run=dry_run)
+    checked = read_bundles([Path(b) for b in bundles], max_bytes or DEFAULT_MAX_BYTES)  # before any database is opened
+    if dry_run:  # compared with the database if there is one; nothing is created
+        store = Store.existing(db) or Store("sqlite:///:memory:")
+    else:
+        store = Store(db)
+    report = store_bundles(store, checked, dry_run=dry_run)
     verb = "would import" if dry_run else "imported"
     click.echo(f"{verb} {report.runs_imported} runs ({report.runs_skipped} already stored) and "
                f"{report.timings_imported} standalone timings ({report.timings_skipped} already stored) "

@@ -16,7 +16,7 @@ Examples:
 \b
 A grid file (see the README's "Sweeps" section for every key):
   models     = ["llama"]
-  methods    = ["magnitude", "random", { name = "wanda", params = { alpha = [5, 10] } }]
+  methods    = ["magnitude", "random", { name = "sparsegpt", params = { percdamp = [0.01, 0.1] } }]
   sparsities = [0.5, 0.6, 0.7]
   patterns   = ["unstructured", "2:4"]
   suites     = ["quick"]
@@ -35,9 +35,11 @@ A grid file (see the README's "Sweeps" section for every key):
 @click.option("--db", default=None, help="SQLAlchemy URL of the results database, e.g. postgresql+psycopg://user@host/db for a shared one.")
 @click.option("--max-attempts", type=int, default=2, show_default=True, help="Runs of a spec whose worker dies before it is recorded as failed.")
 @click.option("--retry-failed/--skip-failed", default=True, show_default=True, help="Run specs again that a previous sweep recorded as failed.")
-@click.option("--dry-run", is_flag=True, help="Expand and validate the grid, show each spec's status, run nothing.")
+@click.option("--threads", type=click.IntRange(min=1), default=None,
+              help="torch CPU threads per worker [default: the grid's resources.cpus]. Recorded in each run's provenance, not hashed.")
+@click.option("--dry-run", is_flag=True, help="Expand and validate the grid, show each spec's status, run nothing (creates no database).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar (one line per finished spec is still printed).")
-def command(grid_file, executor, workers, devices, address, db, max_attempts, retry_failed, dry_run, no_progress):
+def command(grid_file, executor, workers, devices, address, db, max_attempts, retry_failed, threads, dry_run, no_progress):
     """Run every spec of the grid in GRID.toml that is not stored yet.
 
     The grid (models x methods x params x sparsities x patterns x suites x kernels x seeds)
@@ -46,27 +48,30 @@ def command(grid_file, executor, workers, devices, address, db, max_attempts, re
     with their error and retried next time. Each finished spec is stored at once by this
     process (the one writer); the exit status is 1 if any spec failed.
     """
+    from dataclasses import replace
+
     from ..executors import make_executor
     from ..grid import load_grid
     from ..store import Store
     from ..sweep import expand, sweep
 
-    grid = load_grid(grid_file)
+    grid = replace(load_grid(grid_file), threads=threads)
     device_list = [d.strip() for d in devices.split(",") if d.strip()] if devices else None
     if device_list and executor != "local":
         raise click.UsageError("--devices is for the local executor; Ray assigns GPUs itself")
+    if dry_run:
+        planned = expand(grid)
+        existing = Store.existing(db)
+        status = existing.statuses(pj.job.key for pj in planned) if existing is not None else {}
+        for pj in planned:
+            click.echo(f"{status.get(pj.job.key, 'pending'):9}  {pj.job.key[:12]}  {pj.label()}")
+        click.echo(f"{len(planned)} specs, {sum(1 for pj in planned if pj.job.key not in status)} never run", err=True)
+        return 0
     if grid.device == "cuda" and executor == "local" and not device_list:
         import torch
 
         device_list = [f"cuda:{i}" for i in range(torch.cuda.device_count())] or None
     store = Store(db)
-    if dry_run:
-        planned = expand(grid)
-        status = store.statuses(pj.job.key for pj in planned)
-        for pj in planned:
-            click.echo(f"{status.get(pj.job.key, 'pending'):9}  {pj.job.key[:12]}  {pj.label()}")
-        click.echo(f"{len(planned)} specs, {sum(1 for pj in planned if pj.job.key not in status)} never run", err=True)
-        return 0
     ex = make_executor(executor, workers=workers, devices=device_list, address=address, max_attempts=max_attempts)
     try:
         summary = sweep(grid, store, ex, retry_failed=retry_failed, echo=lambda s: click.echo(s, err=True), progress=not no_progress)
