@@ -29,6 +29,7 @@ from typing import Any
 import torch
 
 from sparsebench.errors import SparsebenchError
+from sparsebench.logs import progress_bars
 from sparsebench.models import LoadedModel, cache_dir, load_model
 from sparsebench.task import Metric, Task, TaskMeta, register_task
 
@@ -98,7 +99,8 @@ class ImageNetClassification(Task):
         path = self.dense_cache_path(loaded, data_revision, len(examples))
         if path.is_file():
             return torch.load(path, weights_only=True)["top1"], True
-        dense = load_model(loaded.entry, loaded.device, str(next(loaded.model.parameters()).dtype).removeprefix("torch."))
+        with progress_bars(progress):
+            dense = load_model(loaded.entry, loaded.device, str(next(loaded.model.parameters()).dtype).removeprefix("torch."))
         if dense.revision != loaded.revision:  # the weights changed between the two loads
             raise SparsebenchError(f"dense reference revision {dense.revision} != evaluated {loaded.revision}")
         top1 = predict_top5(dense, examples, self.settings.batch_size, progress, f"{self.meta.name} (dense reference)")[:, 0]

@@ -22,11 +22,15 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from unittest import mock
 
 from sparsebench.data import resolve
 from sparsebench.errors import DataNotFoundError, InvalidSpecError, SparsebenchError
+from sparsebench.logs import progress_bars
 from sparsebench.models import LoadedModel
 from sparsebench.task import Metric, Task, TaskMeta, register_task
 
@@ -115,21 +119,23 @@ class ZeroShotTask(Task):
         from lm_eval.models.huggingface import HFLM
 
         s = self.settings
-        prepared = self.prepare()
-        name = prepared.lm_task.config.task
-        total = len(prepared.lm_task.eval_docs)
-        indices = subset_indices(total, s.limit, s.seed)
-        lm = HFLM(pretrained=loaded.model, tokenizer=loaded.processor, batch_size=s.batch_size)
-        out = lm_eval.simple_evaluate(
-            model=lm,
-            tasks=[prepared.lm_task],
-            num_fewshot=NUM_FEWSHOT,
-            batch_size=s.batch_size,
-            samples={name: indices} if indices is not None else None,
-            log_samples=False,
-            task_manager=cfgs.task_manager(self.data.task),
-            random_seed=s.seed,
-        )
+        with progress_bars(progress):
+            prepared = self.prepare()
+            name = prepared.lm_task.config.task
+            total = len(prepared.lm_task.eval_docs)
+            indices = subset_indices(total, s.limit, s.seed)
+            lm = HFLM(pretrained=loaded.model, tokenizer=loaded.processor, batch_size=s.batch_size)
+            with _without_lm_eval_run_metadata():
+                out = lm_eval.simple_evaluate(
+                    model=lm,
+                    tasks=[prepared.lm_task],
+                    num_fewshot=NUM_FEWSHOT,
+                    batch_size=s.batch_size,
+                    samples={name: indices} if indices is not None else None,
+                    log_samples=False,
+                    task_manager=cfgs.task_manager(self.data.task),
+                    random_seed=s.seed,
+                )
         if out is None or name not in out.get("results", {}):
             raise SparsebenchError(f"lm-eval returned no results for {name!r}")
         res, counts = out["results"][name], out["n-samples"][name]
@@ -155,6 +161,18 @@ class ZeroShotTask(Task):
             for m in METRICS
             if f"{m},none" in res
         ]
+
+
+@contextmanager
+def _without_lm_eval_run_metadata() -> Iterator[None]:
+    """Skip what ``simple_evaluate`` adds to its results after scoring and sparsebench never reads:
+    the working directory's git hash (a ``git`` subprocess that prints ``fatal: not a git
+    repository`` outside a checkout) and torch's environment report (about 1.4 s of subprocesses
+    per call). sparsebench records its own provenance with every run."""
+    import lm_eval.evaluator
+
+    with mock.patch.multiple(lm_eval.evaluator, get_git_commit_hash=lambda: None, add_env_info=lambda results: None):
+        yield
 
 
 def _finite(x: Any) -> float | None:
