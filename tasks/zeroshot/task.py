@@ -198,5 +198,3 @@ for _d in ZEROSHOT_DATA.values():
     _meta = TaskMeta(_d.task, "1", "acc", True, "causal-lm", _d.asset_name(_d.standard_split),
                      f"{_DESCRIPTIONS[_d.task]}; lm-eval's {_d.task!r}, 0-shot acc (+acc_norm where lm-eval defines it)")
     register_task(type(f"ZeroShot_{_d.task}", (ZeroShotTask,), {"data": _d, "meta": _meta, "__doc__": _meta.description}))
-
-__all__ = ["ZeroShotSettings", "ZeroShotTask", "subset_indices"]
