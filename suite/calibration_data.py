@@ -39,7 +39,7 @@ def sample_calibration(spec: CalibrationSpec, tokenizer, max_context: int | None
     For an image asset (``imagenet-samples``…) ``tokenizer`` is the model's image processor
     and the result is ``[nsamples, 3, H, W]`` pixel values (``seqlen`` is unused).
     """
-    from .images import is_image_asset, sample_image_batch
+    from .tasks.imagenet.data import is_image_asset, sample_image_batch
 
     if is_image_asset(spec.dataset):
         return sample_image_batch(spec.dataset, spec.nsamples, spec.seed, tokenizer)

@@ -7,13 +7,13 @@ nothing stored.
 from __future__ import annotations
 
 import importlib
-import logging
 import pkgutil
 import sys
 from collections.abc import Sequence
 
 import click
 
+from . import logs
 from .errors import InvalidSpecError, SparsebenchError
 
 EXAMPLES = """
@@ -39,7 +39,7 @@ def cli(verbose: bool) -> None:
     Results go to results/sparsebench.db (or $SPARSEBENCH_DB, or --db URL). Offline data is
     read from $SPARSEBENCH_DATA_DIR first, then from installed packages, then the hub.
     """
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logs.configure(verbose)
 
 
 def _parse_params(values: Sequence[str]) -> dict[str, str]:

@@ -7,7 +7,7 @@ import typing
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 from .errors import InvalidSpecError
 from .registry import Registry
@@ -49,6 +49,13 @@ class NoSettings:
 
 
 tasks: Registry[type[Task]] = Registry("task", builtins="sparsebench.tasks")
+
+TaskClass = TypeVar("TaskClass", bound="type[Task]")
+
+
+def register_task(cls: TaskClass) -> TaskClass:
+    """Register a task class under its one name, ``cls.meta.name`` (a class decorator)."""
+    return tasks.register(cls.meta.name, cls)
 
 
 class Task(ABC):

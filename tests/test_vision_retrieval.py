@@ -10,12 +10,13 @@ import torch
 
 from sparsebench.adapters import ModelAdapter
 from sparsebench.calibration_data import CalibrationSpec, sample_calibration
-from sparsebench.images import ImagePreprocess, load_image_set
+from sparsebench.images import ImagePreprocess
 from sparsebench.models import load_model, resolve_model
-from sparsebench.retrieval_data import load_retrieval_set
 from sparsebench.runner import run
 from sparsebench.spec import RunSpec
 from sparsebench.suites import Suite, suites
+from sparsebench.tasks.imagenet.data import load_image_set
+from sparsebench.tasks.retrieval.data import load_retrieval_set
 
 if "vision-unit" not in suites:
     suites.register("vision-unit", Suite(

@@ -3,18 +3,20 @@ batch-size independence, the data chain, and storage next to perplexity."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from sparsebench.calibration_data import CalibrationSpec
 from sparsebench.errors import DataNotFoundError, InvalidSpecError
 from sparsebench.suites import Suite, suites
 from sparsebench.task import tasks
-from sparsebench.zeroshot_assets import ZEROSHOT_DATA
+from sparsebench.tasks.zeroshot.data import ZEROSHOT_DATA
 
 lm_eval = pytest.importorskip("lm_eval")
 
-from sparsebench.tasks import lm_eval_configs as cfgs  # noqa: E402
-from sparsebench.tasks.zeroshot import ZeroShotTask, subset_indices  # noqa: E402
+from sparsebench.tasks.zeroshot import configs as cfgs  # noqa: E402
+from sparsebench.tasks.zeroshot.task import ZeroShotTask, subset_indices  # noqa: E402
 
 TASKS = sorted(ZEROSHOT_DATA)
 N_DOCS = 6
@@ -98,6 +100,26 @@ def test_offline_config_gives_the_standard_prompts_and_targets(task, monkeypatch
     assert {m for m in standard.higher_is_better()} == {m for m in offline.higher_is_better()}
 
 
+@pytest.fixture(scope="module")
+def full_lm_eval_index():
+    """lm-eval's standard index of every task config (what simple_evaluate builds without a TaskManager)."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager().task_index
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_standard_config_is_the_one_lm_evals_full_index_finds(task, full_lm_eval_index):
+    from lm_eval.tasks._yaml_loader import load_yaml
+
+    ours = cfgs.task_manager(task)
+    assert len(ours.task_index) <= 6  # one folder of lm-eval's task tree, not its ~14,000 configs
+    full = full_lm_eval_index[task]
+    assert ours.task_index[task].yaml_path == full.yaml_path
+    standard = {k: v for k, v in load_yaml(full.yaml_path, resolve_func=True).items() if k not in ("tag", "group", "task_list")}
+    assert cfgs.config_sha256(cfgs.standard_config(task)) == cfgs.config_sha256(standard)
+
+
 def test_offline_split_keys_evaluate_the_requested_split():
     arc_val = cfgs.offline_config("arc_easy", "validation", "/nowhere", "hf-disk")
     assert (arc_val["validation_split"], arc_val["test_split"], arc_val["training_split"]) == ("validation", None, None)
@@ -178,6 +200,20 @@ def test_scores_do_not_depend_on_batch_size(tiny_model_dirs):
         results[bs] = rows
     assert _scores(results[1]) == _scores(results[5])
     assert {r.name for r in results[1]} == {"acc", "acc_norm"}
+
+
+def test_evaluation_never_builds_lm_evals_whole_index(tiny_model_dirs, monkeypatch):
+    """Only the evaluated task's folder of lm-eval's task tree is indexed (the whole index costs ~5 s)."""
+    import lm_eval.tasks
+    from lm_eval.tasks._index import TaskIndex
+
+    indexed: list[list] = []
+    build = TaskIndex.build
+    monkeypatch.setattr(TaskIndex, "build", staticmethod(lambda paths, **kw: indexed.append(list(paths)) or build(paths, **kw)))
+    cfgs._folder_index.cache_clear()
+    rows = tasks.get("piqa").from_mapping({"limit": 2, "batch_size": 2}).evaluate(_tiny_loaded(tiny_model_dirs["llama"]), progress=False)
+    assert rows and rows[0].n == 2
+    assert indexed == [[Path(lm_eval.tasks.__file__).parent / "piqa"]]
 
 
 def test_data_dir_copy_wins_and_is_recorded(tiny_model_dirs, monkeypatch, tmp_path):

@@ -1,8 +1,11 @@
 """lm-eval task configs for the zero-shot tasks: the standard one, and the same one pointed at local data.
 
-The offline config is lm-eval's own standard config (its YAML, ``!function`` helpers such as
-HellaSwag's ``process_docs`` and Winogrande's ``doc_to_text``/``doc_to_choice``, choices and
-metrics, all loaded by lm-eval's own YAML loader) with exactly three kinds of change:
+The standard config is lm-eval's own YAML for the task, loaded by lm-eval's own loader (with its
+``!function`` helpers such as HellaSwag's ``process_docs`` and Winogrande's
+``doc_to_text``/``doc_to_choice``, choices and metrics). Only the one folder of lm-eval's task
+tree that holds the task is indexed, not lm-eval's whole index of some 14,000 configs.
+
+The offline config is the standard config with exactly three kinds of change:
 
 * ``custom_dataset``: a reader of the resolved local ``save_to_disk`` folder instead of
   ``datasets.load_dataset`` from the hub;
@@ -19,32 +22,43 @@ from __future__ import annotations
 import hashlib
 import inspect
 import json
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from sparsebench.errors import SparsebenchError
-from sparsebench.zeroshot_assets import HF_DISK, HF_DISK_GOOGLE_BOOLQ, ZEROSHOT_DATA
+
+from .data import ZEROSHOT_DATA, LocalSplit
 
 _STRUCTURAL_KEYS = ("tag", "group", "task_list")  # lm-eval's factory drops these too
 
 
-@lru_cache(maxsize=1)
-def task_manager():
-    """lm-eval's task index (built once per process; it scans lm-eval's task folders)."""
+def lm_eval_task_folder(task: str) -> Path:
+    """The folder of lm-eval's task tree that holds ``task``'s standard YAML config."""
+    import lm_eval.tasks
+
+    return Path(lm_eval.tasks.__file__).parent / ZEROSHOT_DATA[task].lm_eval_folder
+
+
+def task_manager(task: str):
+    """lm-eval's task index over the one folder holding ``task`` (built once per process and folder)."""
+    return _folder_index(lm_eval_task_folder(task))
+
+
+@lru_cache(maxsize=None)
+def _folder_index(folder: Path):
     from lm_eval.tasks import TaskManager
 
-    return TaskManager()
+    return TaskManager(include_path=str(folder), include_defaults=False)
 
 
 def standard_config(task: str) -> dict[str, Any]:
     """lm-eval's standard config of ``task``, loaded from its YAML by lm-eval's own loader."""
     from lm_eval.tasks._yaml_loader import load_yaml
 
-    entry = task_manager().task_index.get(task)
+    entry = task_manager(task).task_index.get(task)
     if entry is None or entry.yaml_path is None:
-        raise SparsebenchError(f"lm-eval has no YAML task {task!r}")
+        raise SparsebenchError(f"lm-eval has no YAML task {task!r} in {lm_eval_task_folder(task)}")
     cfg = load_yaml(entry.yaml_path, resolve_func=True)
     for key in _STRUCTURAL_KEYS:
         cfg.pop(key, None)
@@ -64,39 +78,6 @@ def config_sha256(cfg: dict[str, Any]) -> str:
 
     canon = {k: v for k, v in cfg.items() if k != "custom_dataset"}
     return hashlib.sha256(json.dumps(canon, sort_keys=True, default=encode).encode()).hexdigest()
-
-
-def _google_boolq_to_super_glue(doc: dict[str, Any], idx: int) -> dict[str, Any]:
-    """google/boolq rows (answer: bool) in super_glue/boolq's schema (label: 0=False, 1=True)."""
-    return {"question": doc["question"], "passage": doc["passage"], "idx": idx, "label": int(bool(doc["answer"]))}
-
-
-def read_split(path: Path, fmt: str):
-    """A ``datasets.Dataset`` in lm-eval's schema from a local ``save_to_disk`` folder."""
-    import datasets
-
-    ds = datasets.load_from_disk(str(path))
-    if isinstance(ds, datasets.DatasetDict):
-        raise SparsebenchError(f"{path} holds several splits ({', '.join(ds)}); point the asset at one split's folder")
-    if fmt == HF_DISK:
-        return ds
-    if fmt == HF_DISK_GOOGLE_BOOLQ:
-        return ds.map(_google_boolq_to_super_glue, with_indices=True, remove_columns=ds.column_names)
-    raise SparsebenchError(f"unknown zero-shot dataset format {fmt!r} for {path}")
-
-
-@dataclass(frozen=True)
-class LocalSplit:
-    """lm-eval ``custom_dataset`` callable: one split read from a local folder."""
-
-    path: str
-    fmt: str
-    split: str
-
-    def __call__(self, **_metadata: Any):
-        import datasets
-
-        return datasets.DatasetDict({self.split: read_split(Path(self.path), self.fmt)})
 
 
 def _split_keys(std: dict[str, Any], split: str, keep_training: bool) -> dict[str, Any]:

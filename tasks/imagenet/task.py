@@ -24,19 +24,27 @@ import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from sparsebench.errors import SparsebenchError
-from sparsebench.images import ImageExample, load_image_set, logits_of, open_images
+from sparsebench.logs import progress_bars
 from sparsebench.models import LoadedModel, cache_dir, load_model
-from sparsebench.task import Metric, Task, TaskMeta, tasks
+from sparsebench.task import Metric, Task, TaskMeta, register_task
+
+from .data import ImageExample, load_image_set, open_images
 
 
 @dataclass(frozen=True)
 class ImageNetSettings:
     batch_size: int = 32
     max_images: int | None = None  # None: the whole subset; else its first N images (fixed order)
+
+
+def logits_of(output: Any) -> torch.Tensor:
+    """Class logits from a plain module (a tensor) or a transformers output (``.logits``)."""
+    return output.logits if hasattr(output, "logits") else output
 
 
 @torch.no_grad()
@@ -91,7 +99,8 @@ class ImageNetClassification(Task):
         path = self.dense_cache_path(loaded, data_revision, len(examples))
         if path.is_file():
             return torch.load(path, weights_only=True)["top1"], True
-        dense = load_model(loaded.entry, loaded.device, str(next(loaded.model.parameters()).dtype).removeprefix("torch."))
+        with progress_bars(progress):
+            dense = load_model(loaded.entry, loaded.device, str(next(loaded.model.parameters()).dtype).removeprefix("torch."))
         if dense.revision != loaded.revision:  # the weights changed between the two loads
             raise SparsebenchError(f"dense reference revision {dense.revision} != evaluated {loaded.revision}")
         top1 = predict_top5(dense, examples, self.settings.batch_size, progress, f"{self.meta.name} (dense reference)")[:, 0]
@@ -125,7 +134,7 @@ class ImageNetClassification(Task):
         ]
 
 
-@tasks.register("imagenet-samples")
+@register_task
 class ImageNetSamples(ImageNetClassification):
     """1,000 ImageNet-1k images, one per class (offline; training images, so accuracy reads high)."""
 
@@ -134,7 +143,7 @@ class ImageNetSamples(ImageNetClassification):
                     "top-1/top-5 and dense top-1 agreement on 1,000 ImageNet-1k images, one per class")
 
 
-@tasks.register("imagenet-val")
+@register_task
 class ImageNetVal(ImageNetClassification):
     """The ImageNet-1k validation set (50,000 images, ImageFolder layout)."""
 

