@@ -10,13 +10,13 @@ from typing import Any
 
 import torch
 
-from sparsebench.kernel import Kernel, Support, kernels
+from sparsebench.kernel import Kernel, Support, kernels, nbytes
 
 
 @kernels.register("scipy_csr")
 class ScipyCSR(Kernel):
     description = "scipy.sparse CSR @ dense on CPU (single-threaded, float32); any mask"
-    support = Support(dtypes=(torch.float32,), devices=("cpu",))
+    support = Support(dtypes=(torch.float32,), devices=("cpu",), limits="SciPy has no bfloat16 and runs on the CPU")
 
     def available(self, device: torch.device) -> tuple[bool, str]:
         try:
@@ -34,6 +34,9 @@ class ScipyCSR(Kernel):
         x2 = x.detach().reshape(-1, x.shape[-1]).numpy()
         y = packed @ x2[0] if x2.shape[0] == 1 else (packed @ x2.T).T
         return torch.from_numpy(y.reshape(*x.shape[:-1], packed.shape[0]))
+
+    def packed_bytes(self, packed: Any) -> int:
+        return nbytes(packed.data, packed.indices, packed.indptr)
 
     def details(self, packed: Any) -> dict[str, Any]:
         return {"nnz": int(packed.nnz), "threads_used": 1}
