@@ -275,6 +275,7 @@ def _expected_spec_hash(r: Mapping[str, Any], where: str) -> str:
         method=r["method"], params=r["method_params"], model=r["model"], model_revision=r["model_revision"],
         pattern=r["pattern"], sparsity=r["sparsity"], suite=r["suite"], suite_version=r["suite_version"],
         tasks=tuple(names), seed=r["seed"], kernels=tuple(kernels), hardware=r["hardware"],
+        cache=(r.get("spec") or {}).get("cache"), latency_dtype=(r.get("spec") or {}).get("latency_dtype"),
     )
 
 

@@ -72,10 +72,16 @@ def plan(spec: RunSpec) -> Plan:
         if isinstance(spec.pattern, Unstructured) and spec.pattern.scope == "global" and method.meta.needs_calibration:
             raise InvalidSpecError(f"method {cls.name!r} prunes block by block and cannot use a global threshold")
     if spec.kernels:
+        from .cache import check_regime
         from .kernel import kernels
+        from .kernel_choice import AUTO
 
         for k in spec.kernels:
-            kernels.canonical(k)
+            if k != AUTO:
+                kernels.canonical(k)
+        check_regime(spec.cache)
+        if spec.latency_dtype not in (None, "float32", "bfloat16", "float16"):
+            raise InvalidSpecError(f"latency dtype must be float32, bfloat16 or float16, got {spec.latency_dtype!r}")
     if spec.device.startswith("cuda") and not torch.cuda.is_available():
         raise InvalidSpecError(f"device {spec.device!r} requested but CUDA is not available")
     if spec.offload and not spec.device.startswith("cuda"):
@@ -93,7 +99,7 @@ def spec_hash_for(p: Plan, model_revision: str, hardware: str | None) -> str:
     return spec_hash(
         method=spec.method, params=params_dict(p.method.params), model=p.model.name, model_revision=model_revision,
         pattern=str(spec.pattern), sparsity=p.sparsity, suite=p.suite.name, suite_version=p.suite.version,
-        tasks=p.tasks, seed=spec.seed, kernels=spec.kernels, hardware=hardware,
+        tasks=p.tasks, seed=spec.seed, kernels=spec.kernels, hardware=hardware, cache=spec.cache, latency_dtype=spec.latency_dtype,
     )
 
 
@@ -160,7 +166,8 @@ def run(
     if spec.kernels:
         from .latency import end_to_end_timings
 
-        timings = end_to_end_timings(loaded, masks, spec.kernels, spec.pattern, p.sparsity, progress=progress)
+        timings = end_to_end_timings(loaded, masks, spec.kernels, spec.pattern, p.sparsity, progress=progress, cache=spec.cache,
+                                     dtype=getattr(torch, spec.latency_dtype) if spec.latency_dtype else None)
 
     prov = provenance.collect(device)
     prov["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -179,7 +186,8 @@ def run(
         transformers_version=prov["packages"]["transformers"], git_sha=prov["git_sha"], provenance=prov,
         spec={"method": spec.method, "params": params, "model": spec.model, "pattern": str(spec.pattern),
               "sparsity": p.sparsity, "suite": p.suite.name, "tasks": list(p.tasks), "seed": spec.seed,
-              "device": spec.device, "kernels": list(spec.kernels), "offload": spec.offload},
+              "device": spec.device, "kernels": list(spec.kernels), "offload": spec.offload,
+              **({"cache": spec.cache, "latency_dtype": spec.latency_dtype} if spec.kernels else {})},
     )
     metric_rows = [
         dict(task=m.task, task_version=m.task_version, metric=m.name, value=m.value, stderr=m.stderr,

@@ -24,7 +24,9 @@ class RunSpec:
     tasks: tuple[str, ...] | None = None  # None = the suite's tasks
     seed: int = 0
     device: str = "cpu"
-    kernels: tuple[str, ...] = ()
+    kernels: tuple[str, ...] = ()  # registered kernel names, or "auto" (the fastest per layer shape)
+    cache: str = "cold"  # the cache regime of the kernel timings
+    latency_dtype: str | None = None  # time the kernels on the model cast to this dtype (None: as loaded)
     # keep the model in CPU memory; calibration moves one block at a time to `device` (a GPU),
     # evaluation runs where the model is. Not hashed: like the device, it does not define the numbers
     offload: bool = False
@@ -48,11 +50,13 @@ def spec_hash(
     seed: int,
     kernels: tuple[str, ...] = (),
     hardware: str | None = None,
+    cache: str | None = None,
+    latency_dtype: str | None = None,
 ) -> str:
     """sha256 over the canonical JSON of what determines the numbers.
 
     Device and time are left out (quality does not depend on them), except that a run
-    measuring kernel latency includes the hardware, whose timings it records.
+    measuring kernel latency includes the hardware, the cache regime and the dtype of its timings.
     """
     payload = {
         "method": method,
@@ -69,4 +73,6 @@ def spec_hash(
     }
     if kernels:
         payload["hardware"] = hardware
+        # None leaves a field out, so records that do not state it keep their hash
+        payload.update({k: v for k, v in (("cache", cache), ("latency_dtype", latency_dtype)) if v is not None})
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
