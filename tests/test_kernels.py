@@ -276,3 +276,25 @@ def test_semi_structured_on_gpu(dtype):
 def test_kernels_on_gpu_match_dense(name):
     (row,) = bench_case(Case(256, 512, 16, Block(16, 16), 0.75, torch.float32, "cuda"), [make_kernel(name)], FAST, "test")
     assert row["status"] == "ok", row["reason"]
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("name, case", [
+    ("torchao_bsr", Case(256, 512, 5, Block(64, 64), 0.75, BF16, "cuda")),
+    ("torchao_bsr", Case(256, 512, 16, Block(64, 64), 0.9, torch.float16, "cuda")),
+    ("torchao_fp8_24", Case(256, 512, 16, NM(2, 4), 0.5, BF16, "cuda")),
+], ids=lambda v: v if isinstance(v, str) else v.name)
+def test_torchao_kernels_on_gpu_match_dense(name, case):
+    k = make_kernel(name)
+    ok, why = k.supports(case.pattern, case.dtype, torch.device("cuda"))
+    if not ok:
+        pytest.skip(why)
+    (row,) = bench_case(case, [k], FAST, "test")
+    assert row["status"] == "ok", row["reason"]
+    assert row["details"]["packed_bytes"] > 0 and row["details"]["clock"] == "cuda-events"
+
+
+def test_torchao_kernels_without_cuda_say_why():
+    for name in ("torchao_bsr", "torchao_fp8_24"):
+        ok, why = make_kernel(name).available(CPU)
+        assert not ok and "needs CUDA" in why
