@@ -109,3 +109,16 @@ def test_ingest_pytest_benchmark_json(tmp_path):
     (tmp_path / "other.json").write_text("{}")
     with pytest.raises(Exception, match="neither bench-kernels --json output nor a pytest-benchmark JSON"):
         rows_from_json(tmp_path / "other.json")
+
+
+def test_kernels_page_shows_the_cache_regime_and_the_bytes_bound(tmp_path):
+    from sparsebench.site.build import build_site
+
+    store = Store(f"sqlite:///{tmp_path / 'k.db'}")
+    rows = bench_case(Case(64, 128, 1, Unstructured(), 0.9), [make_kernel("dense"), make_kernel("csr")],
+                      TimingConfig(0, 2, 0.0, cache="cold", evict_bytes=2**20), "test-cpu")
+    store.write_timings(rows)
+    html = (build_site(store, tmp_path / "site", progress=False).out / "kernels.html").read_text(encoding="utf-8")
+    csr = next(r for r in rows if r["kernel"] == "csr")
+    assert "bytes bound" in html and ">cold<" in html
+    assert f"{csr['details']['bytes_bound']:.2f}×" in html
