@@ -27,7 +27,7 @@ def pytest_addoption(parser):
     group.addoption("--bench-dtype", default="float32", choices=("float32", "float16", "bfloat16"))
     group.addoption("--bench-threads", type=int, default=None, help="torch CPU threads (default: torch's setting)")
     group.addoption("--bench-cache", choices=("cold", "hot"), default="cold",
-                    help="cold: the last-level cache is evicted before every timed call; hot: not")
+                    help="cold: each call reads a copy of the weight not read for twice the last-level cache; hot: one copy")
     group.addoption("--bench-kernels", default=None, help="comma-separated kernels (default: all registered)")
 
 
@@ -62,10 +62,3 @@ def timing_config(request):
     return TimingConfig(warmup=1, min_iters=5, min_time_s=0.1, threads=request.config.getoption("--bench-threads"),
                         cache=request.config.getoption("--bench-cache"))
 
-
-@pytest.fixture(scope="session")
-def evictor(request, timing_config):
-    """One eviction buffer for the session (None when hot)."""
-    from sparsebench.cache import Evictor
-
-    return Evictor(request.config.getoption("--bench-device")) if timing_config.cache == "cold" else None

@@ -11,10 +11,10 @@ from sparsebench.kernel import make_kernel
 from sparsebench.microbench import bench_case
 
 
-def test_layer_latency(benchmark, case, kernel_name, dense_cache, hardware, timing_config, evictor):
+def test_layer_latency(benchmark, case, kernel_name, dense_cache, hardware, timing_config):
     kernel = make_kernel(kernel_name)
-    rows = benchmark.pedantic(bench_case, args=(case, [kernel], timing_config, hardware),
-                              kwargs={"dense_cache": dense_cache, "evictor": evictor}, rounds=1, iterations=1)
+    rows = benchmark.pedantic(bench_case, args=(case, [kernel], timing_config, hardware), kwargs={"dense_cache": dense_cache},
+                              rounds=1, iterations=1)
     (row,) = rows
     benchmark.extra_info["timing_row"] = row
     assert row["status"] in ("ok", "unsupported"), row["reason"]  # "failed" = wrong output

@@ -12,7 +12,7 @@ row, so the work is that of dense: the format pays off at one token and small ba
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -83,6 +83,9 @@ class Bitmap(Kernel):
         else:
             matmat(packed.values, packed.row_start, packed.words, xp.numpy(), y.numpy())
         return y[:tokens].to(x.dtype).reshape(*x.shape[:-1], out)
+
+    def copy_packed(self, packed: BitmapWeight, weight: torch.Tensor, mask: torch.Tensor) -> BitmapWeight:
+        return replace(packed, values=packed.values.copy(), row_start=packed.row_start.copy(), words=packed.words.copy())
 
     def packed_bytes(self, packed: BitmapWeight) -> int:
         return nbytes(packed.values, packed.row_start, packed.words)

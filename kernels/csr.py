@@ -50,6 +50,9 @@ class CSR(Kernel):
     def apply(self, packed: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return sparse_linear(packed, x)
 
+    def copy_packed(self, packed: torch.Tensor, weight: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return packed.clone()
+
     def packed_bytes(self, packed: torch.Tensor) -> int:
         return nbytes(packed)
 

@@ -19,5 +19,8 @@ class Dense(Kernel):
     def apply(self, packed: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, packed)
 
+    def copy_packed(self, packed: torch.Tensor, weight: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return packed.clone()
+
     def packed_bytes(self, packed: torch.Tensor) -> int:
         return nbytes(packed)

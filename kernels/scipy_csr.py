@@ -35,6 +35,9 @@ class ScipyCSR(Kernel):
         y = packed @ x2[0] if x2.shape[0] == 1 else (packed @ x2.T).T
         return torch.from_numpy(y.reshape(*x.shape[:-1], packed.shape[0]))
 
+    def copy_packed(self, packed: Any, weight: torch.Tensor, mask: torch.Tensor) -> Any:
+        return packed.copy()
+
     def packed_bytes(self, packed: Any) -> int:
         return nbytes(packed.data, packed.indices, packed.indptr)
 

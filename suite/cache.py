@@ -1,17 +1,23 @@
 """The cache regime of a latency measurement.
 
-``cold``: before every timed call, a buffer twice the size of the last-level cache is read,
-so the call finds its weights in memory, as every layer of a model larger than the cache
-does. ``hot``: nothing in between, so a weight that fits stays cached from the previous call
-(what calling one layer over and over measures). The eviction runs outside the timed region
-and is the same for every kernel, dense included.
+``cold``: every timed call finds its weights in memory, as every layer of a model larger
+than the cache does. Two ways, both outside the timed region and the same for every kernel,
+dense included: an :class:`Evictor` reads a buffer twice the size of the last-level cache
+before each call (end-to-end timings: the whole model is cold at the start of each call); a
+:class:`Rotation` cycles through that many bytes of copies of one packed layer, so each call
+reads a copy last read that many bytes ago while the code and activations stay cached as
+they do inside a model (per-layer timings). ``hot``: nothing in between, so a weight that
+fits stays cached from the previous call (what calling one layer over and over measures).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, Protocol
 
 import torch
 
@@ -70,15 +76,30 @@ def device_cache_bytes(device: torch.device) -> tuple[int, str]:
     return cpu_llc_bytes()
 
 
+def cold_bytes(device: torch.device | str = "cpu", nbytes: int | None = None) -> tuple[int, str]:
+    """Bytes read between two reads of one weight in the cold regime (``nbytes``, else twice the cache), and why."""
+    if nbytes is not None:
+        if nbytes < 1:
+            raise InvalidSpecError(f"the cold regime's byte count must be positive, got {nbytes}")
+        return int(nbytes), "given"
+    cache, source = device_cache_bytes(torch.device(device))
+    return EVICT_FACTOR * cache, source
+
+
+class Cold(Protocol):
+    """Makes the next timed call's weights cold; called before each timed call, outside the timer."""
+
+    def __call__(self) -> None: ...
+
+    def describe(self) -> dict[str, Any]: ...
+
+
 class Evictor:
-    """Reads (CPU) or overwrites (GPU) a buffer larger than the cache; call it between timed calls."""
+    """Reads (CPU) or overwrites (GPU) a buffer larger than the cache."""
 
     def __init__(self, device: torch.device | str = "cpu", nbytes: int | None = None):
         self.device = torch.device(device)
-        cache, self.source = device_cache_bytes(self.device)
-        self.nbytes = int(nbytes) if nbytes else EVICT_FACTOR * cache
-        if self.nbytes < 1:
-            raise InvalidSpecError(f"eviction buffer must be positive, got {self.nbytes} bytes")
+        self.nbytes, self.source = cold_bytes(self.device, nbytes)
         self.buffer = torch.ones(max(self.nbytes // 4, 1), dtype=torch.float32, device=self.device)
 
     def __call__(self) -> None:
@@ -87,6 +108,27 @@ class Evictor:
         else:
             self.buffer.sum()
 
-    def describe(self) -> dict[str, object]:
+    def describe(self) -> dict[str, Any]:
         """What was evicted, stored with each cold timing."""
-        return {"evict_bytes": self.nbytes, "cache_size_from": self.source}
+        return {"cold_by": "eviction", "evict_bytes": self.nbytes, "cache_size_from": self.source}
+
+
+class Rotation:
+    """Copies of one packed weight, at least ``nbytes`` of them in all; each call moves to the next copy."""
+
+    def __init__(self, make: Callable[[], Any], bytes_each: int, device: torch.device | str = "cpu", nbytes: int | None = None):
+        target, self.source = cold_bytes(device, nbytes)
+        n = max(2, math.ceil(target / max(bytes_each, 1)) + 1)
+        self.copies: Sequence[Any] = [make() for _ in range(n)]
+        self.bytes_each, self.index = bytes_each, 0
+
+    @property
+    def current(self) -> Any:
+        return self.copies[self.index]
+
+    def __call__(self) -> None:
+        self.index = (self.index + 1) % len(self.copies)
+
+    def describe(self) -> dict[str, Any]:
+        return {"cold_by": "rotation", "copies": len(self.copies), "rotated_bytes": len(self.copies) * self.bytes_each,
+                "cache_size_from": self.source}

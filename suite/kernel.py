@@ -78,6 +78,10 @@ class Kernel(ABC):
     def apply(self, packed: Any, x: torch.Tensor) -> torch.Tensor:
         """``x @ (weight * mask).T`` for ``x`` of shape ``[..., in]``."""
 
+    def copy_packed(self, packed: Any, weight: torch.Tensor, mask: torch.Tensor) -> Any:
+        """Another copy of ``packed`` in its own memory (for rotating through copies); kernels with a cheap copy override this."""
+        return self.pack(weight, mask)
+
     @abstractmethod
     def packed_bytes(self, packed: Any) -> int:
         """Bytes of weight data one call reads: values, indices, row pointers, bitmaps (see :func:`nbytes`)."""

@@ -2,7 +2,8 @@
 
 For each shape the first layer of that shape (its real masked weight) is timed with every
 registered kernel that supports the pattern, dtype and device and agrees with dense, on
-random activations of the phase's token count, in the run's cache regime; the fastest wins
+random activations of the phase's token count, in the run's cache regime (cold: rotating
+through copies of the packed layer, as :mod:`sparsebench.microbench` does); the fastest wins
 (dense included: where nothing beats it, dense is the choice).
 """
 
@@ -15,7 +16,6 @@ from typing import Any
 import torch
 
 from .adapters import PrunableLayer
-from .cache import Evictor
 from .errors import SparsebenchError
 from .kernel import Kernel, kernels, make_kernel
 from .microbench import bench_weight
@@ -48,7 +48,7 @@ def shape_label(shape: Shape) -> str:
 
 
 def choose_kernels(layers: Sequence[PrunableLayer], masks: Mapping[str, torch.Tensor], pattern: Pattern, sparsity: float,
-                   tokens: int, config: TimingConfig, evictor: Evictor | None = None, seed: int = 0) -> dict[Shape, Choice]:
+                   tokens: int, config: TimingConfig, seed: int = 0) -> dict[Shape, Choice]:
     """The fastest kernel per distinct ``[out, in]`` shape of ``layers`` at ``tokens`` tokens."""
     first: dict[Shape, PrunableLayer] = {}
     for layer in layers:
@@ -63,7 +63,7 @@ def choose_kernels(layers: Sequence[PrunableLayer], masks: Mapping[str, torch.Te
         pool = candidates(pattern, w.dtype, w.device)
         common = dict(scope="layer", pattern=str(pattern), sparsity=sparsity, dtype=w.dtype, device=str(w.device), hardware="",
                       shape={"out": shape[0], "in": shape[1], "tokens": tokens})
-        rows, _ = bench_weight(w, mask, x, pool, config, common, pattern, sparsity, evictor=evictor)
+        rows, _ = bench_weight(w, mask, x, pool, config, common, pattern, sparsity)
         ok = [r for r in rows if r["status"] == "ok"]
         if not ok:
             raise SparsebenchError(f"no kernel ran layer {layer.name} ({shape_label(shape)}); not even dense")

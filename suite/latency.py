@@ -208,7 +208,7 @@ def end_to_end_timings(
     rows: list[dict[str, Any]] = []
     for kname in tqdm(["dense", *[n for n in requested if n != "dense"]], desc="end-to-end latency", unit="kernel", disable=not progress):
         if kname == AUTO:
-            plans = _auto_plans(layers, masks, pattern, sparsity, {"prefill": prompt.shape[1], "decode": 1}, config, evictor)
+            plans = _auto_plans(layers, masks, pattern, sparsity, {"prefill": prompt.shape[1], "decode": 1}, config)
         else:
             k = make_kernel(kname)
             ok, why = k.supports(pattern, dtype, device)
@@ -253,13 +253,13 @@ class _Plan:
 
 
 def _auto_plans(layers: Sequence[PrunableLayer], masks: Mapping[str, torch.Tensor], pattern: Pattern, sparsity: float,
-                tokens: Mapping[str, int], config: E2EConfig, evictor: Evictor | None) -> list[_Plan]:
+                tokens: Mapping[str, int], config: E2EConfig) -> list[_Plan]:
     """One plan per scope: the fastest kernel per layer shape at that scope's token count."""
     choice_timing = replace(config.choice_timing, cache=config.timing.cache, threads=config.timing.threads)
     plans = []
     for scope, n in tokens.items():
         with torch.inference_mode():
-            chosen: dict[tuple[int, int], Choice] = choose_kernels(layers, masks, pattern, sparsity, n, choice_timing, evictor, config.seed)
+            chosen: dict[tuple[int, int], Choice] = choose_kernels(layers, masks, pattern, sparsity, n, choice_timing, config.seed)
         dtype = layers[0].weight.dtype
         tolerance = tuple(max(t) for t in zip(*(c.kernel.tolerance(dtype) for c in chosen.values())))
         plans.append(_Plan((scope,), lambda layer, chosen=chosen: chosen[tuple(layer.weight.shape)].kernel, tolerance,

@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from .cache import Evictor
+from .cache import Rotation
 from .errors import InvalidSpecError
 from .kernel import Bounds, Kernel, KernelUnsupported, bounds, check_against_dense, ideal_speedup, make_kernel
 from .masks import select_mask
@@ -155,9 +155,16 @@ def timing_row(kernel: str, status: str, *, scope: str, pattern: str, sparsity: 
     )
 
 
+def _timed(kernel: Kernel, packed: Any, w: torch.Tensor, mask: torch.Tensor, x: torch.Tensor, config: TimingConfig) -> Timing:
+    """One kernel's timing; cold: rotating through copies of its packed weight (see :mod:`sparsebench.cache`)."""
+    if config.cache == "hot":
+        return measure(lambda: kernel.apply(packed, x), config, x.device)
+    rotation = Rotation(lambda: kernel.copy_packed(packed, w, mask), kernel.packed_bytes(packed), x.device, config.evict_bytes)
+    return measure(lambda: kernel.apply(rotation.current, x), config, x.device, evictor=rotation)
+
+
 def bench_weight(w: torch.Tensor, mask: torch.Tensor, x: torch.Tensor, kernel_list: Sequence[Kernel], config: TimingConfig,
-                 common: dict[str, Any], pattern: Pattern, sparsity: float, dense: Timing | None = None,
-                 evictor: Evictor | None = None) -> tuple[list[dict[str, Any]], Timing]:
+                 common: dict[str, Any], pattern: Pattern, sparsity: float, dense: Timing | None = None) -> tuple[list[dict[str, Any]], Timing]:
     """Rows for each kernel on one masked weight and input (``dense`` measured here unless given), and dense's timing.
 
     A kernel is timed only if it supports the case, packs it and agrees with dense; otherwise
@@ -167,9 +174,8 @@ def bench_weight(w: torch.Tensor, mask: torch.Tensor, x: torch.Tensor, kernel_li
     masked = w * mask.to(w.dtype)
     common = {**common, "cache": config.cache, "threads": config.threads}
     baseline = make_kernel("dense")
-    dense_packed = baseline.pack(w, mask)
     if dense is None:
-        dense = measure(lambda: baseline.apply(dense_packed, x), config, device, evictor=evictor)
+        dense = _timed(baseline, baseline.pack(w, mask), w, mask, x, config)
     rows = []
     for k in kernel_list:
         common["params"] = k.params
@@ -187,14 +193,14 @@ def bench_weight(w: torch.Tensor, mask: torch.Tensor, x: torch.Tensor, kernel_li
         if not check.ok:
             rows.append(timing_row(k.name, "failed", reason=check.reason, max_abs_error=check.max_abs_error, limits=limits, **common))
             continue
-        t = dense if k.name == "dense" else measure(lambda: k.apply(packed, x), config, device, evictor=evictor)
+        t = dense if k.name == "dense" else _timed(k, packed, w, mask, x, config)
         rows.append(timing_row(k.name, "ok", timing=t, dense=dense, max_abs_error=check.max_abs_error, limits=limits,
                                details=k.details(packed), **common))
     return rows, dense
 
 
 def bench_case(case: Case, kernel_list: Sequence[Kernel], config: TimingConfig, hardware: str, seed: int = 0,
-               dense_cache: dict[tuple[Case, str], Timing] | None = None, evictor: Evictor | None = None) -> list[dict[str, Any]]:
+               dense_cache: dict[tuple[Case, str], Timing] | None = None) -> list[dict[str, Any]]:
     """Time dense, then each kernel, on one case; one row per kernel (dense included if listed).
 
     ``dense_cache`` lets callers that bench one kernel at a time (pytest-benchmark) measure
@@ -205,7 +211,7 @@ def bench_case(case: Case, kernel_list: Sequence[Kernel], config: TimingConfig, 
                   device=str(x.device), hardware=hardware, shape=case.shape, ideal=ideal_speedup(case.pattern, case.sparsity))
     key = (case, config.cache)
     rows, dense = bench_weight(w, mask, x, kernel_list, config, common, case.pattern, case.sparsity,
-                               dense=dense_cache.get(key) if dense_cache is not None else None, evictor=evictor)
+                               dense=dense_cache.get(key) if dense_cache is not None else None)
     if dense_cache is not None:
         dense_cache[key] = dense
     return rows

@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from .cache import Evictor, check_regime
+from .cache import Cold, Evictor, check_regime
 from .errors import InvalidSpecError
 
 
@@ -34,7 +34,7 @@ class TimingConfig:
     max_iters: int = 100_000  # a safety stop for sub-microsecond calls
     threads: int | None = None  # None: the current torch.get_num_threads()
     cache: str = "cold"  # "cold": weights come from memory on every call; "hot": left cached
-    evict_bytes: int | None = None  # cold: bytes read between calls [default: 2x the last-level cache]
+    evict_bytes: int | None = None  # cold: bytes read between two reads of a weight [default: 2x the last-level cache]
 
     def __post_init__(self) -> None:
         if self.warmup < 0 or self.min_iters < 1 or self.min_time_s < 0 or self.max_iters < self.min_iters:
@@ -111,12 +111,13 @@ def measure(
     config: TimingConfig = TimingConfig(),
     device: torch.device | str = "cpu",
     setup: Callable[[], Any] | None = None,
-    evictor: Evictor | None = None,
+    evictor: Cold | None = None,
 ) -> Timing:
     """Time ``fn()`` (or ``fn(setup())`` with an untimed ``setup`` before every call).
 
-    In the cold regime ``evictor`` runs before each timed call; callers that measure many
-    things pass one (its buffer is allocated once), otherwise one is made for this call.
+    In the cold regime ``evictor`` runs before each timed call: an :class:`~sparsebench.cache.Evictor`
+    (callers that measure many things pass one, so its buffer is allocated once; otherwise one
+    is made here) or a :class:`~sparsebench.cache.Rotation` that ``fn`` reads its weight from.
     """
     device = torch.device(device)
     cuda = device.type == "cuda"

@@ -54,12 +54,13 @@ def test_cold_and_hot_and_both_dtypes_with_markdown_and_json(tmp_path):
             "--dtype", "float32,bfloat16", "--evict-mb", "1", "--threads", "1", "--markdown", str(md), "--json", str(js)]
     res = CliRunner().invoke(cli, args)
     assert res.exit_code == 0, res.output
-    assert "1 MiB read between calls" in res.output and "bfloat16, cold cache" in res.output
+    assert "last read 1 MiB ago" in res.output and "bfloat16, cold cache" in res.output
     rows = rows_from_json(js)
     regimes = {(r["dtype"], r["details"]["cache"]) for r in rows}
     assert regimes == {(d, c) for d in ("float32", "bfloat16") for c in ("cold", "hot")}
     cold = [r for r in rows if r["details"]["cache"] == "cold" and r["status"] == "ok"]
-    assert cold and all(r["details"]["evict_bytes"] == 2**20 for r in cold)
+    assert cold and all(r["details"]["cold_by"] == "rotation" and r["details"]["rotated_bytes"] >= 2**20 for r in cold)
+    assert all(r["details"]["copies"] == 2**20 // r["details"]["packed_bytes"] + 2 for r in cold if r["kernel"] != "dense")
     csr_bf16 = next(r for r in rows if r["kernel"] == "csr" and r["dtype"] == "bfloat16")
     assert csr_bf16["status"] == "unsupported" and "16-bit" in csr_bf16["reason"]
     text = md.read_text()

@@ -298,3 +298,22 @@ def test_torchao_kernels_without_cuda_say_why():
     for name in ("torchao_bsr", "torchao_fp8_24"):
         ok, why = make_kernel(name).available(CPU)
         assert not ok and "needs CUDA" in why
+
+
+@pytest.mark.parametrize("name", [n for n in KERNELS if make_kernel(n).supports(Unstructured(), torch.float32, CPU)[0]])
+def test_copy_packed_is_an_equal_copy_in_its_own_memory(name):
+    import numpy as np
+
+    k = make_kernel(name)
+    w, mask, x = make_inputs(Case(64, 128, 3, Unstructured(), 0.5))
+    packed = k.pack(w, mask)
+    other = k.copy_packed(packed, w, mask)
+    assert torch.equal(k.apply(packed, x), k.apply(other, x)) and k.packed_bytes(other) == k.packed_bytes(packed)
+
+    def buffers(p):
+        if isinstance(p, torch.Tensor):
+            return {p.values().data_ptr(), p.col_indices().data_ptr()} if p.is_sparse_csr or p.layout == torch.sparse_bsr else {p.data_ptr()}
+        arrays = [getattr(p, a) for a in ("values", "words", "data", "indices") if isinstance(getattr(p, a, None), np.ndarray)]
+        return {a.__array_interface__["data"][0] for a in arrays}
+
+    assert buffers(packed) and not buffers(packed) & buffers(other)

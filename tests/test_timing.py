@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 
-from sparsebench.cache import Evictor, cpu_llc_bytes
+from sparsebench.cache import Evictor, Rotation, cpu_llc_bytes
 from sparsebench.errors import InvalidSpecError
 from sparsebench.timing import Timing, TimingConfig, measure
 
@@ -102,12 +102,24 @@ def test_cold_makes_its_own_evictor_of_the_configured_size():
     assert t.cache == "cold" and t.extra["evict_bytes"] == 2**20
 
 
-def test_evictor_reads_a_buffer_of_twice_the_cache_by_default():
+def test_evictor_reads_a_buffer_of_the_given_size():
     ev = Evictor("cpu", 4096)
     ev()
-    assert ev.buffer.numel() == 1024 and ev.describe()["evict_bytes"] == 4096
+    assert ev.buffer.numel() == 1024 and ev.describe() == {"cold_by": "eviction", "evict_bytes": 4096, "cache_size_from": "given"}
     size, source = cpu_llc_bytes()
     assert size > 0 and source
+    with pytest.raises(InvalidSpecError):
+        Evictor("cpu", 0)
+
+
+def test_rotation_cycles_through_enough_copies():
+    made = []
+    rot = Rotation(lambda: made.append(len(made)) or len(made) - 1, bytes_each=300, nbytes=1000)
+    assert made == [0, 1, 2, 3, 4]  # ceil(1000 / 300) + 1: a copy is read again only after 1200 bytes of others
+    seen = []
+    t = measure(lambda: seen.append(rot.current), TimingConfig(warmup=0, min_iters=7, min_time_s=0.0), evictor=rot)
+    assert seen == [1, 2, 3, 4, 0, 1, 2] and t.extra == {"cold_by": "rotation", "copies": 5, "rotated_bytes": 1500,
+                                                          "cache_size_from": "given"}
 
 
 def _cache_dir(root, name, level, kind, size):

@@ -9,8 +9,9 @@ EPILOG = """
 Every case times dense first, then each kernel, on the same inputs in this process; the
 speedup is dense median / kernel median, printed beside the FLOP ideal (1/(1-s); 2x for 2:4)
 and the bytes bound of the kernel's format at one token (dense bytes / packed bytes), with
-the share of that bound reached. By default the last-level cache is evicted before every
-timed call (--cache cold: weights come from memory, as in a model larger than the cache).
+the share of that bound reached. By default (--cache cold) each timed call reads a copy of
+the packed weight last read twice the last-level cache ago, so weights come from memory as
+in a model larger than the cache; --cache hot calls one copy again and again.
 A kernel that cannot run a case is listed as unsupported with the reason, never timed.
 \b
 Examples:
@@ -46,7 +47,8 @@ def available_cores() -> int:
 @click.option("--dtype", "dtypes", default=None, help="Comma-separated dtypes: float32, bfloat16, float16 [default: the grid's].")
 @click.option("--cache", "caches", default=None, help="Comma-separated cache regimes: cold (weights from memory), hot [default: the grid's].")
 @click.option("--evict-mb", type=float, default=None,
-              help="Cold regime: MiB read between timed calls [default: twice the last-level cache the OS reports].")
+              help="Cold regime: MiB of copies of the weight rotated through, so each call reads a copy last read this "
+                   "many MiB ago [default: twice the last-level cache the OS reports].")
 @click.option("--threads", type=int, default=None, help="CPU threads for every kernel [default: the grid's, else all available cores].")
 @click.option("--quick", is_flag=True, help="Tokens 1,128 and a short timing budget (3 calls, 0.05 s) for a fast look.")
 @click.option("--min-iters", type=int, default=None, help="Timed calls per measurement, at least [default: 10; quick: 3].")
@@ -69,7 +71,7 @@ def command(grid_name, kernel_names, shape_names, tokens, sparsities, pattern_na
     from tqdm import tqdm
 
     from sparsebench import provenance
-    from sparsebench.cache import Evictor, check_regime
+    from sparsebench.cache import check_regime, cold_bytes
     from sparsebench.errors import InvalidSpecError
     from sparsebench.kernel import kernels, make_kernel
     from sparsebench.kernel_report import console_table, markdown
@@ -122,12 +124,12 @@ def command(grid_name, kernel_names, shape_names, tokens, sparsities, pattern_na
     if not cases:
         raise InvalidSpecError("no benchmark case matches these filters (2:4 exists only at sparsity 0.5)")
     hardware = provenance.hardware_label(device)
-    evictor = Evictor(device, evict_bytes) if "cold" in cache_list else None
+    cold, cold_source = cold_bytes(device, evict_bytes)
     rows = []
     for case, cache in tqdm(cases, desc="bench-kernels", unit="case", disable=no_progress):
-        rows.extend(bench_case(case, kernel_list, replace(config, cache=cache), hardware, evictor=evictor))
-    evicted = f"{evictor.nbytes / 2**20:.0f} MiB read between calls ({evictor.source})" if evictor else "no eviction"
-    click.echo(f"{hardware}; {threads} threads; cache {', '.join(cache_list)} ({evicted}); "
+        rows.extend(bench_case(case, kernel_list, replace(config, cache=cache), hardware))
+    evicted = f"cold: each call reads a copy of the weight last read {cold / 2**20:.0f} MiB ago ({cold_source})" if "cold" in cache_list else ""
+    click.echo(f"{hardware}; {threads} threads; cache {', '.join(cache_list)}{'; ' + evicted if evicted else ''}; "
                f"timing: >= {config.min_iters} calls and >= {config.min_time_s:g} s, median")
     for dtype in dtype_list:
         for cache in cache_list:
