@@ -22,7 +22,7 @@ from numba.extending import intrinsic
 
 LANES = 16  # columns per occupancy word
 UNROLL = 4  # words per loop iteration; rows are padded to a multiple of LANES * UNROLL columns
-TOKEN_BLOCK = 8  # tokens per pass over a row in the many-token loop
+TOKEN_BLOCKS = (8, 16)  # tokens per pass over a row in the many-token loops (16 accumulators fill half the zmm registers)
 PREFETCH_BYTES = 1024  # how far ahead of the value pointer to prefetch
 PREFETCH_WORDS = 64
 
@@ -99,13 +99,18 @@ def _row_dot(typingctx, values, start, bits, x, t0):  # noqa: ANN001, ANN202
     return types.float32(values, start, bits, x, t0), lambda c, b, s, a: _row_loop(c, b, s, a, 1)
 
 
-@intrinsic
-def _row_dots(typingctx, values, start, bits, x, t0):  # noqa: ANN001, ANN202
-    """``TOKEN_BLOCK`` tokens: the dot products of a packed row with ``x[t0 : t0 + TOKEN_BLOCK]``."""
-    return types.UniTuple(types.float32, TOKEN_BLOCK)(values, start, bits, x, t0), lambda c, b, s, a: _row_loop(c, b, s, a, TOKEN_BLOCK)
+def _row_dots(tokens: int):  # noqa: ANN202
+    """An intrinsic: the dot products of a packed row with ``x[t0 : t0 + tokens]``."""
+
+    @intrinsic
+    def row_dots(typingctx, values, start, bits, x, t0):  # noqa: ANN001, ANN202
+        return types.UniTuple(types.float32, tokens)(values, start, bits, x, t0), lambda c, b, s, a: _row_loop(c, b, s, a, tokens)
+
+    return row_dots
 
 
 _JIT = dict(parallel=True, fastmath=True, boundscheck=False, nogil=True, cache=True)
+_row_dots8, _row_dots16 = (_row_dots(n) for n in TOKEN_BLOCKS)
 
 
 @nb.njit(**_JIT)
@@ -116,12 +121,22 @@ def matvec(values, row_start, bits, x, y):  # noqa: ANN001, ANN201
 
 
 @nb.njit(**_JIT)
-def matmat(values, row_start, bits, x, y):  # noqa: ANN001, ANN201
-    """``y[t, r] = row r . x[t]`` for ``x`` of shape [tokens padded to TOKEN_BLOCK, padded in]."""
+def matmat8(values, row_start, bits, x, y):  # noqa: ANN001, ANN201
+    """``y[t, r] = row r . x[t]`` for ``x`` of shape [tokens padded to 8, padded in]."""
     for r in nb.prange(bits.shape[0]):
-        for t0 in range(0, x.shape[0], TOKEN_BLOCK):
-            dots = _row_dots(values, row_start[r], bits[r], x, t0)
-            for t in range(TOKEN_BLOCK):
+        for t0 in range(0, x.shape[0], 8):
+            dots = _row_dots8(values, row_start[r], bits[r], x, t0)
+            for t in range(8):
+                y[t0 + t, r] = dots[t]
+
+
+@nb.njit(**_JIT)
+def matmat16(values, row_start, bits, x, y):  # noqa: ANN001, ANN201
+    """``y[t, r] = row r . x[t]`` for ``x`` of shape [tokens padded to 16, padded in]."""
+    for r in nb.prange(bits.shape[0]):
+        for t0 in range(0, x.shape[0], 16):
+            dots = _row_dots16(values, row_start[r], bits[r], x, t0)
+            for t in range(16):
                 y[t0 + t, r] = dots[t]
 
 

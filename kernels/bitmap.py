@@ -6,8 +6,8 @@ it reads the kept values (4 bytes, or 2 in bfloat16) plus 1/8 byte for every col
 or not, plus one 8-byte row start per row: at 50% and float32 that is 34 MiB for a
 4096x4096 layer against 64 MiB dense, a bytes bound of 1.88x (1.78x in bfloat16). Written
 with numba (see ``kernels/_bitmap_simd.py``); rows run in parallel on
-``torch.get_num_threads()`` threads. Many tokens are computed 8 at a time per pass over a
-row, so the work is that of dense: the format pays off at one token and small batches.
+``torch.get_num_threads()`` threads. Many tokens are computed 8 or 16 at a time per pass
+over a row, so the work is that of dense: the format pays off at one token and small batches.
 """
 
 from __future__ import annotations
@@ -65,13 +65,14 @@ class Bitmap(Kernel):
     def apply(self, packed: BitmapWeight, x: torch.Tensor) -> torch.Tensor:
         import numba
 
-        from ._bitmap_simd import TOKEN_BLOCK, matmat, matvec
+        from ._bitmap_simd import matmat8, matmat16, matvec
 
         numba.set_num_threads(min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
         out, inp = packed.shape
         x2 = x.detach().reshape(-1, inp)
         tokens = x2.shape[0]
-        rows = 1 if tokens == 1 else -(-tokens // TOKEN_BLOCK) * TOKEN_BLOCK
+        block = 1 if tokens == 1 else 8 if tokens <= 8 else 16
+        rows = -(-tokens // block) * block
         if rows == tokens and packed.padded_in == inp and x2.dtype == torch.float32 and x2.is_contiguous():
             xp = x2
         else:
@@ -81,7 +82,7 @@ class Bitmap(Kernel):
         if tokens == 1:
             matvec(packed.values, packed.row_start, packed.words, xp.numpy(), y.numpy()[0])
         else:
-            matmat(packed.values, packed.row_start, packed.words, xp.numpy(), y.numpy())
+            (matmat8 if block == 8 else matmat16)(packed.values, packed.row_start, packed.words, xp.numpy(), y.numpy())
         return y[:tokens].to(x.dtype).reshape(*x.shape[:-1], out)
 
     def copy_packed(self, packed: BitmapWeight, weight: torch.Tensor, mask: torch.Tensor) -> BitmapWeight:
