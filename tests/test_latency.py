@@ -120,3 +120,25 @@ def test_run_stores_end_to_end_records(tiny_model_dirs, store, monkeypatch):
     assert result.record["spec"]["cache"] == "hot"
     assert set(t["scope"]) == {"prefill", "decode"} and (t["status"] == "ok").all()
     assert t["speedup"].notna().all() and t["ideal_speedup"].notna().all()
+
+
+def test_plan_accepts_auto_and_checks_the_timing_options(tiny_model_dirs):
+    from sparsebench.errors import SparsebenchError
+    from sparsebench.runner import plan
+
+    model = str(tiny_model_dirs["llama"])
+    assert plan(RunSpec(model=model, suite="unit", kernels=("auto", "csr"))).spec.kernels == ("auto", "csr")
+    for bad in (dict(kernels=("autox",)), dict(kernels=("auto",), cache="warm"), dict(kernels=("auto",), latency_dtype="int8")):
+        with pytest.raises(SparsebenchError):  # one-line errors: unknown name / invalid spec
+            plan(RunSpec(model=model, suite="unit", **bad))
+
+
+def test_cache_regime_and_latency_dtype_change_the_spec_hash_only_with_kernels():
+    from sparsebench.spec import spec_hash
+
+    base = dict(method="m", params={}, model="x", model_revision="r", pattern="unstructured", sparsity=0.5, suite="s",
+                suite_version="1", tasks=("t",), seed=0, hardware="cpu")
+    assert spec_hash(**base, cache="hot") == spec_hash(**base, cache="cold")  # no kernels timed
+    timed = {**base, "kernels": ("csr",)}
+    hashes = {spec_hash(**timed, cache=c, latency_dtype=d) for c in ("cold", "hot", None) for d in (None, "bfloat16")}
+    assert len(hashes) == 6
