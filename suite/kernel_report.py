@@ -37,6 +37,8 @@ def note(row: Mapping[str, Any]) -> str:
     if speedup is not None and ideal is not None and speedup > 1.05 * ideal:
         return "above the FLOP ideal: the dense baseline was disturbed (noisy machine?)"
     if speedup is not None and bound is not None and speedup > 1.05 * bound and row.get("shape", {}).get("tokens") == 1:
+        if details.get("cache") == "hot":
+            return "above the bytes bound: hot, the packed weight stays cached and dense does not"
         return "above the bytes bound: dense is not memory-bound here, or was disturbed"
     return str(details.get("backend", ""))
 
@@ -73,12 +75,14 @@ def markdown(rows: Iterable[Mapping[str, Any]]) -> str:
     """The limits table: one section per (shape, dtype, cache regime, threads), one line per (sparsity, tokens).
 
     Each kernel's cell is ``speedup (share of its bytes bound of bound)``; a case a kernel
-    cannot run says why in one word (``unsupported`` / ``failed``).
+    cannot run says so in one word (``unsupported`` / ``failed``); a kernel that runs none of
+    a section's cases is listed under it with the reason.
     """
     df = _flat(rows)
-    kernels = [k for k in dict.fromkeys(df["kernel"]) if k != "dense"]
     parts = []
     for (shape, dtype, cache, threads, pattern), g in df.groupby(["shape", "dtype", "cache", "threads", "pattern"], sort=True, dropna=False):
+        never = {k: c["note"].iloc[0] for k, c in g.groupby("kernel", sort=False) if (c["status"] == "unsupported").all()}
+        kernels = [k for k in dict.fromkeys(g["kernel"]) if k != "dense" and k not in never]
         lines = [f"### {shape}, {pattern}, {dtype}, {cache} cache, {threads} thread(s)", "",
                  "| sparsity | tokens | dense ms | FLOP ideal | " + " | ".join(kernels) + " |",
                  "|---|---|---|---|" + "---|" * len(kernels)]
@@ -96,5 +100,6 @@ def markdown(rows: Iterable[Mapping[str, Any]]) -> str:
                     cells.append(f"{ratio(r.speedup)} ({share(r.share)} of {ratio(r.bytes_bound)})")
             dense_ms = "-" if dense is None or dense.median_s is None else f"{dense.median_s * 1e3:.3g}"
             lines.append(f"| {sparsity:g} | {tokens} | {dense_ms} | {ratio(c['ideal'].iloc[0])} | " + " | ".join(cells) + " |")
+        lines += ["", *(f"- `{k}`: unsupported ({why})" for k, why in never.items())] if never else []
         parts.append("\n".join(lines))
     return "\n\n".join(parts) + "\n"
