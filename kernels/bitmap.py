@@ -67,7 +67,8 @@ class Bitmap(Kernel):
 
         from ._bitmap_simd import matmat8, matmat16, matvec
 
-        numba.set_num_threads(min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+        threads = torch.get_num_threads()
+        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
         out, inp = packed.shape
         x2 = x.detach().reshape(-1, inp)
         tokens = x2.shape[0]
@@ -83,6 +84,8 @@ class Bitmap(Kernel):
             matvec(packed.values, packed.row_start, packed.words, xp.numpy(), y.numpy()[0])
         else:
             (matmat8 if block == 8 else matmat16)(packed.values, packed.row_start, packed.words, xp.numpy(), y.numpy())
+        if torch.get_num_threads() != threads:  # starting numba's OpenMP pool resets the calling thread's OpenMP count
+            torch.set_num_threads(threads)
         return y[:tokens].to(x.dtype).reshape(*x.shape[:-1], out)
 
     def copy_packed(self, packed: BitmapWeight, weight: torch.Tensor, mask: torch.Tensor) -> BitmapWeight:

@@ -317,3 +317,16 @@ def test_copy_packed_is_an_equal_copy_in_its_own_memory(name):
         return {a.__array_interface__["data"][0] for a in arrays}
 
     assert buffers(packed) and not buffers(packed) & buffers(other)
+
+
+def test_bitmap_leaves_torch_threads_alone_when_numba_starts(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import torch; from sparsebench.kernel import make_kernel; k = make_kernel('bitmap'); "
+            "w = torch.randn(64, 128); m = torch.rand(64, 128) > 0.5; k.apply(k.pack(w, m), torch.randn(1, 128)); "
+            "print(torch.get_num_threads())")
+    env = {**__import__("os").environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "2"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-1] == "1"
