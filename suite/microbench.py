@@ -150,7 +150,8 @@ def timing_row(kernel: str, status: str, *, scope: str, pattern: str, sparsity: 
         iterations=timing.iterations if timing else None, dense_median_s=dense_median,
         speedup=speedup, ideal_speedup=ideal, max_abs_error=max_abs_error,
         threads=timing.threads if timing else threads,
-        details={**({"params": params} if params is not None else {}), "cache": cache, **(limits.as_details(speedup) if limits else {}), **(details or {}),
+        details={**({"params": params} if params is not None else {}), "cache": cache,
+                 **(limits.as_details(speedup) if limits else {}), **(details or {}),
                  **({"clock": timing.clock, **timing.extra} if timing else {})},
     )
 

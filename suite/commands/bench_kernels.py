@@ -129,6 +129,7 @@ def command(grid_name, kernel_names, shape_names, tokens, sparsities, pattern_na
     for case, cache in tqdm(cases, desc="bench-kernels", unit="case", disable=no_progress):
         rows.extend(bench_case(case, kernel_list, replace(config, cache=cache), hardware))
     evicted = f"cold: each call reads a copy of the weight last read {cold / 2**20:.0f} MiB ago ({cold_source})" if "cold" in cache_list else ""
+    click.echo(f"grid {grid_name}: {g.description}")
     click.echo(f"{hardware}; {threads} threads; cache {', '.join(cache_list)}{'; ' + evicted if evicted else ''}; "
                f"timing: >= {config.min_iters} calls and >= {config.min_time_s:g} s, median")
     for dtype in dtype_list:
