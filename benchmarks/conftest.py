@@ -26,6 +26,8 @@ def pytest_addoption(parser):
     group.addoption("--bench-device", default="cpu", help="cpu or cuda")
     group.addoption("--bench-dtype", default="float32", choices=("float32", "float16", "bfloat16"))
     group.addoption("--bench-threads", type=int, default=None, help="torch CPU threads (default: torch's setting)")
+    group.addoption("--bench-cache", choices=("cold", "hot"), default="cold",
+                    help="cold: each call reads a copy of the weight not read for twice the last-level cache; hot: one copy")
     group.addoption("--bench-kernels", default=None, help="comma-separated kernels (default: all registered)")
 
 
@@ -57,4 +59,6 @@ def hardware(request) -> str:
 def timing_config(request):
     from sparsebench.timing import TimingConfig
 
-    return TimingConfig(warmup=1, min_iters=5, min_time_s=0.1, threads=request.config.getoption("--bench-threads"))
+    return TimingConfig(warmup=1, min_iters=5, min_time_s=0.1, threads=request.config.getoption("--bench-threads"),
+                        cache=request.config.getoption("--bench-cache"))
+

@@ -1,4 +1,4 @@
-"""``bsr``: torch block sparse rows; only tiles that are entirely zero are skipped."""
+"""``bsr``: torch block sparse rows (int32 indices where they fit); only tiles that are entirely zero are skipped."""
 
 from __future__ import annotations
 
@@ -7,15 +7,15 @@ from typing import Any
 
 import torch
 
-from sparsebench.kernel import Kernel, KernelUnsupported, Support, kernels
+from sparsebench.kernel import Kernel, KernelUnsupported, Support, kernels, nbytes
 
-from .csr import sparse_linear
+from .csr import int32_indices, sparse_linear
 
 
 @kernels.register("bsr")
 class BSR(Kernel):
     description = "torch sparse BSR matmul with square blocks (blocksize, default 16); pays off for block patterns"
-    support = Support(dtypes=(torch.float32,), devices=("cpu", "cuda"))
+    support = Support(dtypes=(torch.float32,), devices=("cpu", "cuda"), limits="torch's CPU sparse BSR kernels have no 16-bit types")
 
     def __init__(self, blocksize: int = 16):
         if int(blocksize) < 1:
@@ -33,10 +33,16 @@ class BSR(Kernel):
             raise KernelUnsupported(f"bsr with {b}x{b} blocks needs the weight shape {rows}x{cols} to be divisible by {b}")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            return (weight * mask.to(weight.dtype)).to_sparse_bsr((b, b))
+            return int32_indices((weight * mask.to(weight.dtype)).to_sparse_bsr((b, b)))
 
     def apply(self, packed: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return sparse_linear(packed, x)
+
+    def copy_packed(self, packed: torch.Tensor, weight: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return packed.clone()
+
+    def packed_bytes(self, packed: torch.Tensor) -> int:
+        return nbytes(packed)
 
     def details(self, packed: Any) -> dict[str, Any]:
         b = self.blocksize

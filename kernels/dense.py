@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from sparsebench.kernel import Kernel, Support, kernels
+from sparsebench.kernel import Kernel, Support, kernels, nbytes
 
 
 @kernels.register("dense")
@@ -18,3 +18,9 @@ class Dense(Kernel):
 
     def apply(self, packed: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, packed)
+
+    def copy_packed(self, packed: torch.Tensor, weight: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        return packed.clone()
+
+    def packed_bytes(self, packed: torch.Tensor) -> int:
+        return nbytes(packed)

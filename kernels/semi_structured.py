@@ -12,7 +12,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from sparsebench.kernel import Kernel, KernelUnsupported, Support, kernels
+from sparsebench.kernel import Kernel, KernelUnsupported, Support, kernels, nbytes
 from sparsebench.patterns import NM, Pattern
 
 MIN_CAPABILITY = (8, 0)
@@ -79,6 +79,9 @@ class SemiStructured(Kernel):
 
     def apply(self, packed: Any, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, packed)
+
+    def packed_bytes(self, packed: Any) -> int:
+        return nbytes(*(t for t in (packed.packed, packed.meta) if t is not None))  # cuSPARSELt keeps its metadata in packed
 
     def details(self, packed: Any) -> dict[str, Any]:
         name = type(packed).__name__

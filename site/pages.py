@@ -143,21 +143,29 @@ def model_pages(frames: Frames) -> Iterator[Page]:
 
 def _timing_table(t: pd.DataFrame, table_id: str, root: str) -> Table:
     cols = (Column("kernel"), Column("scope"), Column("pattern"), Column("sparsity", True), Column("dtype"), Column("shape"),
+            Column("cache", False, "cold: the last-level cache evicted before every timed call; hot: not"),
             Column("status"), Column("median (ms)", True), Column("dense (ms)", True), Column("speedup", True, "measured, vs dense"),
-            Column("ideal", True, "1 / density: what skipping every zero would give"), Column("of ideal", True), Column("provenance"))
+            Column("ideal", True, "1 / density: what skipping every zero would give"), Column("of ideal", True),
+            Column("bytes bound", True, "dense bytes / bytes of the kernel's packed weight: the limit at one token"),
+            Column("of bound", True), Column("provenance"))
     rows = []
     for s in t.itertuples():
         ok = s.status == "ok"
         frac = s.speedup / s.ideal_speedup if ok and pd.notna(s.ideal_speedup) and s.ideal_speedup else None
+        details = s.details if isinstance(s.details, dict) else {}
+        cache, bound = details.get("cache", "—"), details.get("bytes_bound")
+        of_bound = s.speedup / bound if ok and bound else None
         shape = " × ".join(f"{k} {v}" for k, v in (s.shape or {}).items())
         status = "ok" if ok else f"{s.status}: {s.reason or 'no reason recorded'}"
         cells = (Cell(s.kernel, s.kernel), Cell(s.scope, s.scope), Cell(s.pattern, s.pattern), Cell(fmt(s.sparsity, 3), sort_key(s.sparsity)),
-                 Cell(s.dtype, s.dtype), Cell(shape, shape), Cell(status, s.status),
+                 Cell(s.dtype, s.dtype), Cell(shape, shape), Cell(cache, cache), Cell(status, s.status),
                  Cell(fmt(s.median_s * 1e3) if ok else "—", sort_key(s.median_s)),
                  Cell(fmt(s.dense_median_s * 1e3) if ok else "—", sort_key(s.dense_median_s)),
                  Cell(f"{s.speedup:.2f}×" if ok else s.status, sort_key(s.speedup if ok else None)),
                  Cell(f"{s.ideal_speedup:.2f}×" if pd.notna(s.ideal_speedup) else "—", sort_key(s.ideal_speedup)),
-                 Cell(f"{frac:.0%}" if frac is not None else "—", sort_key(frac)), Cell("details"))
+                 Cell(f"{frac:.0%}" if frac is not None else "—", sort_key(frac)),
+                 Cell(f"{bound:.2f}×" if bound else "—", sort_key(bound)),
+                 Cell(f"{of_bound:.0%}" if of_bound is not None else "—", sort_key(of_bound)), Cell("details"))
         items = (("measured", str(s.created_at)[:19]), ("hardware", f"{s.hardware} ({s.device})"), ("threads", fmt(s.threads)),
                  ("iterations", fmt(s.iterations)), ("p10 / p90 (ms)", f"{fmt(s.p10_s * 1e3 if pd.notna(s.p10_s) else None)} / "
                                                                      f"{fmt(s.p90_s * 1e3 if pd.notna(s.p90_s) else None)}"),

@@ -64,7 +64,12 @@ def _split_csv(values: Sequence[str]) -> tuple[str, ...]:
 @click.option("--suite", default="quick", show_default=True, help="Named, versioned protocol: calibration + tasks + settings (see `list suites`).")
 @click.option("-t", "--task", "tasks", multiple=True, help="Evaluate these tasks instead of the suite's (repeat or comma-separate).")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Method parameter (repeatable), e.g. --param lam=0.04.")
-@click.option("--kernels", multiple=True, help="Measure end-to-end latency with these kernels, e.g. dense,csr,bsr.")
+@click.option("--kernels", multiple=True, help="Measure end-to-end latency with these kernels, e.g. dense,csr,bsr; "
+              "auto: the fastest kernel per layer shape, measured here.")
+@click.option("--cache", type=click.Choice(["cold", "hot"]), default="cold", show_default=True,
+              help="Cache regime of the kernel timings: cold evicts the last-level cache before every call.")
+@click.option("--latency-dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default=None,
+              help="Time the kernels on the pruned model cast to this dtype [default: as loaded].")
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--offload", is_flag=True, help="For models larger than the GPU: keep the model in CPU memory and move one "
               "block at a time to --device while calibrating; tasks then run on the CPU.")
@@ -76,8 +81,8 @@ def _split_csv(values: Sequence[str]) -> tuple[str, ...]:
 @click.option("--force", is_flag=True, help="Run again even if this exact spec is already stored (replaces it).")
 @click.option("--dry-run", is_flag=True, help="Validate the spec and print what would run and its spec hash; load no model, write nothing.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
-def run(method, model, sparsity, pattern, suite, tasks, params, kernels, device, offload, seed, threads, db, force, dry_run,
-        no_progress) -> None:
+def run(method, model, sparsity, pattern, suite, tasks, params, kernels, cache, latency_dtype, device, offload, seed, threads, db,
+        force, dry_run, no_progress) -> None:
     """Prune MODEL with METHOD, verify the masks, evaluate the suite's tasks, store one record.
 
     A run is identified by its spec hash (method + params + the hash of the method's source,
@@ -98,6 +103,7 @@ def run(method, model, sparsity, pattern, suite, tasks, params, kernels, device,
     spec = RunSpec(
         method=cls.name, params=m.params, model=model, pattern=parse_pattern(pattern), sparsity=sparsity, suite=suite,
         tasks=_split_csv(tasks) or None, seed=seed, device=device, kernels=_split_csv(kernels), offload=offload, threads=threads,
+        cache=cache, latency_dtype=latency_dtype,
     )
     p = plan(spec)  # every name and range is checked before the database is touched
     if dry_run:

@@ -5,6 +5,11 @@ packs a masked weight once and applies it to activations: ``apply(pack(w, mask),
 must equal ``x @ (w * mask).T`` within the kernel's stated tolerance, which is checked
 (:func:`check_against_dense`) before any timing. An unsupported combination is recorded
 as ``unsupported`` with its reason and never timed as dense.
+
+Each kernel reports the bytes its packed weight occupies (:meth:`Kernel.packed_bytes`,
+counted from the packed arrays themselves), which gives the bytes bound of its format at
+one token, where a layer is memory-bound: dense bytes / packed bytes. Kernels with their
+own thread pool (numba, MKL) use ``torch.get_num_threads()``, which the timing fixes.
 """
 
 from __future__ import annotations
@@ -13,6 +18,8 @@ import inspect
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any, ClassVar
+
+import numpy as np
 
 import torch
 from torch import nn
@@ -31,6 +38,7 @@ class Support:
     patterns: tuple[type, ...] = (Unstructured, NM, Block)
     dtypes: tuple[torch.dtype, ...] = (torch.float32,)
     devices: tuple[str, ...] = ("cpu",)
+    limits: str = ""  # why the dtypes / devices stop there, appended to the unsupported reason
 
 
 class Kernel(ABC):
@@ -50,12 +58,13 @@ class Kernel(ABC):
         ok, why = self.available(device)
         if not ok:
             return False, why
+        why = f" ({self.support.limits})" if self.support.limits else ""
         if not isinstance(pattern, self.support.patterns):
             return False, f"{self.name} does not run pattern {pattern}"
         if dtype not in self.support.dtypes:
-            return False, f"{self.name} does not run {str(dtype).removeprefix('torch.')}"
+            return False, f"{self.name} does not run {str(dtype).removeprefix('torch.')}{why}"
         if device.type not in self.support.devices:
-            return False, f"{self.name} does not run on {device.type}"
+            return False, f"{self.name} does not run on {device.type}{why}"
         return True, ""
 
     @abstractmethod
@@ -68,6 +77,14 @@ class Kernel(ABC):
     @abstractmethod
     def apply(self, packed: Any, x: torch.Tensor) -> torch.Tensor:
         """``x @ (weight * mask).T`` for ``x`` of shape ``[..., in]``."""
+
+    def copy_packed(self, packed: Any, weight: torch.Tensor, mask: torch.Tensor) -> Any:
+        """Another copy of ``packed`` in its own memory (for rotating through copies); kernels with a cheap copy override this."""
+        return self.pack(weight, mask)
+
+    @abstractmethod
+    def packed_bytes(self, packed: Any) -> int:
+        """Bytes of weight data one call reads: values, indices, row pointers, bitmaps (see :func:`nbytes`)."""
 
     def tolerance(self, dtype: torch.dtype) -> tuple[float, float]:
         """(rtol, atol) for outputs in ``dtype``: the class's for float32, at least 1e-2 for 16-bit."""
@@ -96,10 +113,53 @@ def make_kernel(name: str, **params: Any) -> Kernel:
 
 
 def ideal_speedup(pattern: Pattern, sparsity: float) -> float | None:
-    """The limit for a memory-bound layer: bytes (and FLOPs) shrink by ``1 - s``; 2x for 2:4."""
+    """The FLOP ideal: the work shrinks by ``1 - s`` (2x for 2:4); index bytes not counted."""
     if isinstance(pattern, NM):
         return pattern.m / pattern.n
     return 1.0 / (1.0 - sparsity) if sparsity < 1.0 else None
+
+
+def nbytes(*arrays: Any) -> int:
+    """Total bytes of torch tensors and numpy arrays (a sparse torch tensor counts its index and value arrays)."""
+    total = 0
+    for a in arrays:
+        if isinstance(a, torch.Tensor) and a.layout in (torch.sparse_csr, torch.sparse_bsr):
+            total += nbytes(a.crow_indices(), a.col_indices(), a.values())
+        elif isinstance(a, torch.Tensor):
+            total += a.numel() * a.element_size()
+        elif isinstance(a, np.ndarray):
+            total += a.nbytes
+        else:
+            raise TypeError(f"cannot count the bytes of {type(a).__name__}")
+    return total
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """The limits a measured speedup is compared with, for one packed weight."""
+
+    flop_ideal: float | None  # 1/(1-s): what skipping every zero's work would give
+    dense_bytes: int  # the dense weight in its dtype
+    packed_bytes: int  # what the kernel's format reads
+
+    @property
+    def bytes_bound(self) -> float:
+        """Speedup at one token if the call is memory-bound: dense bytes / packed bytes."""
+        return self.dense_bytes / self.packed_bytes
+
+    def share(self, speedup: float | None) -> float | None:
+        """The fraction of the bytes bound a measured speedup reaches."""
+        return None if speedup is None else speedup / self.bytes_bound
+
+    def as_details(self, speedup: float | None = None) -> dict[str, Any]:
+        share = self.share(speedup)
+        return {"dense_bytes": self.dense_bytes, "packed_bytes": self.packed_bytes, "bytes_bound": self.bytes_bound,
+                **({"bytes_bound_share": share} if share is not None else {})}
+
+
+def bounds(kernel: Kernel, packed: Any, pattern: Pattern, sparsity: float, shape: tuple[int, int], dtype: torch.dtype) -> Bounds:
+    dense = shape[0] * shape[1] * torch.empty((), dtype=dtype).element_size()
+    return Bounds(ideal_speedup(pattern, sparsity), dense, kernel.packed_bytes(packed))
 
 
 @dataclass(frozen=True)

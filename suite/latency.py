@@ -3,17 +3,23 @@
 For each kernel, every prunable linear (found by the adapter) is replaced by a
 :class:`~sparsebench.kernel.SparseLinear` holding the packed masked weight; the logits on
 a fixed prompt are checked against the masked-dense model; then prefill latency and decode
-throughput are measured with :func:`sparsebench.timing.measure`, and the original modules
-are put back. ``dense`` is always measured first, in the same process, and every speedup
-is relative to it (its rows are returned even when not requested: they are the baseline).
-Two rows per kernel are returned (``scope`` ``prefill`` and ``decode``).
+latency per token are measured with :func:`sparsebench.timing.measure`, and the original
+modules are put back. ``dense`` is always measured first, in the same process, and every
+speedup is relative to it (its rows are returned even when not requested: they are the
+baseline). Two rows per kernel are returned (``scope`` ``prefill`` and ``decode``).
+
+The cache regime is the timing's (cold by default: the cache is evicted before every
+prefill and before every decoded token). ``auto`` is not one kernel: per distinct layer
+shape the fastest kernel at the phase's token count is measured and used
+(:mod:`sparsebench.kernel_choice`); the choice per shape is in the rows' ``details``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import copy
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -22,8 +28,10 @@ from tqdm import tqdm
 
 from . import provenance
 from .adapters import LanguageModelAdapter, PrunableLayer
-from .kernel import Kernel, KernelUnsupported, SparseLinear, ideal_speedup, make_kernel
+from .cache import Evictor
+from .kernel import Kernel, KernelUnsupported, SparseLinear, ideal_speedup, make_kernel, nbytes
 from .kernel import kernels as kernel_registry
+from .kernel_choice import AUTO, Choice, choose_kernels, shape_label
 from .microbench import timing_row
 from .models import LoadedModel
 from .patterns import Pattern
@@ -38,34 +46,49 @@ LOGITS_TOLERANCE_SCALE = 100.0
 class E2EConfig:
     prefill_tokens: int = 128
     decode_context: int = 16
-    decode_tokens: int = 16
+    decode_tokens: int = 16  # tokens decoded from one context before it is rebuilt; each token is one timed call
     seed: int = 0
     timing: TimingConfig = field(default_factory=lambda: TimingConfig(warmup=1, min_iters=3, min_time_s=1.0))
+    # per-layer timings that choose the kernels of ``auto`` (the cache regime is ``timing``'s)
+    choice_timing: TimingConfig = field(default_factory=lambda: TimingConfig(warmup=1, min_iters=5, min_time_s=0.2))
+
+
+@dataclass
+class Swap:
+    """What a swap packed: the first layer's details (what ran) and the bytes of all layers."""
+
+    details: dict[str, Any] = field(default_factory=dict)
+    dense_bytes: int = 0
+    packed_bytes: int = 0
 
 
 @contextmanager
-def swapped(model: nn.Module, layers: Sequence[PrunableLayer], kernel: Kernel, masks: Mapping[str, torch.Tensor]) -> Iterator[dict[str, Any]]:
-    """Replace each layer by the kernel's module inside the block; always restore the originals.
+def swapped(model: nn.Module, layers: Sequence[PrunableLayer], kernel_for: Callable[[PrunableLayer], Kernel],
+            masks: Mapping[str, torch.Tensor]) -> Iterator[Swap]:
+    """Replace each layer by the module of ``kernel_for(layer)`` inside the block; always restore the originals.
 
-    Yields the details of the first packed layer (what ran). Raises :class:`KernelUnsupported`.
+    Raises :class:`KernelUnsupported`.
     """
     originals: list[tuple[nn.Module, str, nn.Module]] = []
-    details: dict[str, Any] = {}
+    swap = Swap()
     try:
         for layer in layers:
             if not layer.is_linear:
                 raise KernelUnsupported(f"{layer.name} is a {type(layer.module).__name__}; kernels replace linear layers only")
+            kernel = kernel_for(layer)
             w = layer.weight.detach()
             mask = masks.get(layer.name)
             mask = torch.ones_like(w, dtype=torch.bool) if mask is None else mask.to(w.device)
             packed = kernel.pack(w, mask)
-            details = details or kernel.details(packed)
+            swap.details = swap.details or kernel.details(packed)
+            swap.dense_bytes += nbytes(w)
+            swap.packed_bytes += kernel.packed_bytes(packed)
             out_f, in_f = w.shape
             parent_name, _, child = layer.name.rpartition(".")
             parent = model.get_submodule(parent_name) if parent_name else model
             originals.append((parent, child, layer.module))
             setattr(parent, child, SparseLinear(kernel, packed, getattr(layer.module, "bias", None), in_f, out_f))
-        yield details
+        yield swap
     finally:
         for parent, child, module in reversed(originals):
             setattr(parent, child, module)
@@ -82,8 +105,33 @@ def _amdahl_ideal(head_parameters: int, layers: Sequence[PrunableLayer], pattern
     return 1.0 / ((1.0 - share) + share / layer_ideal), share
 
 
-def _scaled(t: Timing, by: int) -> Timing:
-    return Timing(tuple(s / by for s in t.samples), t.threads, t.device, t.clock)
+def _bytes_bound(swap: Swap, share: float) -> dict[str, float]:
+    """The whole model's bytes bound at one token: the other weights (the LM head) are read in full either way."""
+    if not swap.packed_bytes or not share:
+        return {}
+    other = swap.dense_bytes * (1.0 - share) / share
+    return {"bytes_bound": (swap.dense_bytes + other) / (swap.packed_bytes + other), "packed_bytes": swap.packed_bytes,
+            "dense_bytes": swap.dense_bytes}
+
+
+class _Decoder:
+    """Greedy decoding one token per call, from a context rebuilt (in ``setup``, untimed) every ``tokens`` calls."""
+
+    def __init__(self, adapter: LanguageModelAdapter, model: nn.Module, context: torch.Tensor, tokens: int):
+        self.adapter, self.model, self.context, self.tokens = adapter, model, context, tokens
+        self.state: tuple[Any, torch.Tensor] | None = None
+        self.done = 0
+
+    def setup(self) -> tuple[Any, torch.Tensor]:
+        if self.state is None or self.done >= self.tokens:
+            logits, cache = self.adapter.decode(self.model, self.context)
+            self.state, self.done = (cache, logits[:, -1:].argmax(-1)), 0
+        return self.state
+
+    def step(self, state: tuple[Any, torch.Tensor]) -> None:
+        cache, tok = state
+        logits, cache = self.adapter.decode(self.model, tok, cache)
+        self.state, self.done = (cache, logits[:, -1:].argmax(-1)), self.done + 1
 
 
 def end_to_end_timings(
@@ -94,14 +142,26 @@ def end_to_end_timings(
     sparsity: float,
     progress: bool = True,
     config: E2EConfig | None = None,
+    dtype: torch.dtype | None = None,
+    cache: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Timing rows (``TimingRow`` columns but ``created_at``/``run_id``) for each kernel: prefill and decode."""
+    """Timing rows (``TimingRow`` columns but ``created_at``/``run_id``) for each kernel: prefill and decode.
+
+    ``kernels`` are registered names or ``auto``. With ``dtype`` other than the model's, a copy
+    of the model in that dtype is timed (the loaded model is left as it is). ``cache``
+    overrides the timing's cache regime.
+    """
     config = config or E2EConfig()
+    if cache is not None:
+        config = replace(config, timing=replace(config.timing, cache=cache))
+    if dtype is not None and dtype != next(loaded.model.parameters()).dtype:
+        loaded = replace(loaded, model=copy.deepcopy(loaded.model).to(dtype))
     model, device = loaded.model, loaded.device
     layers = loaded.adapter.prunable_layers(model)
     dtype = next(model.parameters()).dtype
     hardware = provenance.hardware_label(device)
-    ideal, share = _amdahl_ideal(loaded.adapter.head_parameters(model), layers, pattern, sparsity)
+    adapter = loaded.adapter
+    ideal, share = _amdahl_ideal(adapter.head_parameters(model), layers, pattern, sparsity)
     limit = loaded.max_context or 2048
     prefill_tokens = min(config.prefill_tokens, limit)
     context_tokens = min(config.decode_context, limit - config.decode_tokens, prefill_tokens)
@@ -110,15 +170,17 @@ def end_to_end_timings(
         "prefill": {"model": name, "prefill_tokens": prefill_tokens, "layers": len(layers)},
         "decode": {"model": name, "context": context_tokens, "new_tokens": config.decode_tokens, "layers": len(layers)},
     }
-    common = dict(pattern=str(pattern), sparsity=sparsity, dtype=dtype, device=str(device), hardware=hardware, ideal=ideal)
+    timing = config.timing
+    common = dict(pattern=str(pattern), sparsity=sparsity, dtype=dtype, device=str(device), hardware=hardware, ideal=ideal,
+                  cache=timing.cache, threads=timing.threads)
     extra = {"prunable_weight_share": share}
+    requested = list(dict.fromkeys(n if n == AUTO else kernel_registry.canonical(n) for n in kernels))
 
-    def unsupported(k: Kernel, why: str) -> list[dict[str, Any]]:
-        return [timing_row(k, "unsupported", scope=s, shape=shapes[s], reason=why, details=extra, **common) for s in shapes]
+    def unsupported(kname: str, why: str, scopes: Sequence[str] = tuple(shapes)) -> list[dict[str, Any]]:
+        return [timing_row(kname, "unsupported", scope=s, shape=shapes[s], reason=why, details=extra, **common) for s in scopes]
 
-    adapter = loaded.adapter
     if loaded.entry.kind != "causal-lm" or not isinstance(adapter, LanguageModelAdapter):
-        return [r for n in kernels for r in unsupported(make_kernel(n), f"end-to-end latency is measured for causal LMs, not {loaded.entry.kind}")]
+        return [r for n in requested for r in unsupported(n, f"end-to-end latency is measured for causal LMs, not {loaded.entry.kind}")]
     g = torch.Generator().manual_seed(config.seed)
     prompt = torch.randint(0, adapter.vocab_size(model), (1, prefill_tokens), generator=g).to(device)
     context = prompt[:, :context_tokens]
@@ -126,49 +188,73 @@ def end_to_end_timings(
     def prefill() -> torch.Tensor:
         return adapter.logits(model, prompt)
 
-    def start_decode() -> tuple[Any, torch.Tensor]:
-        logits, cache = adapter.decode(model, context)
-        return cache, logits[:, -1:].argmax(-1)
+    def measure_scope(scope: str) -> Timing:
+        if scope == "prefill":
+            return measure(prefill, timing, device, evictor=evictor)
+        decoder = _Decoder(adapter, model, context, config.decode_tokens)
+        return measure(decoder.step, timing, device, setup=decoder.setup, evictor=evictor)
 
-    def decode(state: tuple[Any, torch.Tensor]) -> None:
-        cache, tok = state
-        for _ in range(config.decode_tokens):  # greedy, one token at a time
-            logits, cache = adapter.decode(model, tok, cache)
-            tok = logits[:, -1:].argmax(-1)
-
+    evictor = Evictor(device, timing.evict_bytes) if timing.cache == "cold" else None
     with torch.inference_mode():
         reference = prefill().float()
-    names = ["dense", *[n for n in dict.fromkeys(kernel_registry.canonical(n) for n in kernels) if n != "dense"]]
     base: dict[str, Timing] = {}
     rows: list[dict[str, Any]] = []
-    for kname in tqdm(names, desc="end-to-end latency", unit="kernel", disable=not progress):
-        k = make_kernel(kname)
-        ok, why = k.supports(pattern, dtype, device)
-        if not ok:
-            rows.extend(unsupported(k, why))
-            continue
-        try:
-            with swapped(model, layers, k, masks) as details:
-                with torch.inference_mode():
-                    logits = prefill().float()
-                err = float((logits - reference).abs().max())
-                rtol, atol = (t * LOGITS_TOLERANCE_SCALE for t in k.tolerance(dtype))
-                info = {**extra, **details, "logits_rtol": rtol, "logits_atol": atol}
-                if not torch.allclose(logits, reference, rtol=rtol, atol=atol):
-                    why = f"logits differ from the masked-dense model: max abs error {err:.3g} (rtol={rtol:g}, atol={atol:g})"
-                    rows.extend(timing_row(k, "failed", scope=s, shape=shapes[s], reason=why, max_abs_error=err, details=info, **common) for s in shapes)
-                    continue
-                timings = {
-                    "prefill": measure(prefill, config.timing, device),
-                    "decode": _scaled(measure(decode, config.timing, device, setup=start_decode), config.decode_tokens),
-                }
-        except KernelUnsupported as exc:
-            rows.extend(unsupported(k, str(exc)))
-            continue
-        if kname == "dense":
-            base = timings
-        for scope, t in timings.items():
-            d = {**info, "tokens_per_s": 1.0 / t.median} if scope == "decode" else info
-            rows.append(timing_row(k, "ok", scope=scope, shape=shapes[scope], timing=t, dense=base.get(scope),
-                                   max_abs_error=err, details=d, **common))
+    for kname in tqdm(["dense", *[n for n in requested if n != "dense"]], desc="end-to-end latency", unit="kernel", disable=not progress):
+        if kname == AUTO:
+            plans = _auto_plans(layers, masks, pattern, sparsity, {"prefill": prompt.shape[1], "decode": 1}, config)
+        else:
+            k = make_kernel(kname)
+            ok, why = k.supports(pattern, dtype, device)
+            if not ok:
+                rows.extend(unsupported(kname, why))
+                continue
+            plans = [_Plan(tuple(shapes), lambda layer, k=k: k, k.tolerance(dtype), {"params": k.params})]
+        for plan in plans:
+            try:
+                with swapped(model, layers, plan.kernel_for, masks) as swap:
+                    with torch.inference_mode():
+                        logits = prefill().float()
+                    err = float((logits - reference).abs().max())
+                    rtol, atol = (t * LOGITS_TOLERANCE_SCALE for t in plan.tolerance)
+                    info = {**extra, **swap.details, **plan.details, **_bytes_bound(swap, share), "logits_rtol": rtol, "logits_atol": atol}
+                    if not torch.allclose(logits, reference, rtol=rtol, atol=atol):
+                        why = f"logits differ from the masked-dense model: max abs error {err:.3g} (rtol={rtol:g}, atol={atol:g})"
+                        rows.extend(timing_row(kname, "failed", scope=s, shape=shapes[s], reason=why, max_abs_error=err, details=info, **common)
+                                    for s in plan.scopes)
+                        continue
+                    timings = {scope: measure_scope(scope) for scope in plan.scopes}
+            except KernelUnsupported as exc:
+                rows.extend(unsupported(kname, str(exc), plan.scopes))
+                continue
+            if kname == "dense":
+                base = timings
+            for scope, t in timings.items():
+                d = {**info, "tokens_per_s": 1.0 / t.median} if scope == "decode" else info
+                rows.append(timing_row(kname, "ok", scope=scope, shape=shapes[scope], timing=t, dense=base.get(scope),
+                                       max_abs_error=err, details=d, **common))
     return rows
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Which kernel each layer gets for some scopes, the logits tolerance and what to record."""
+
+    scopes: tuple[str, ...]
+    kernel_for: Callable[[PrunableLayer], Kernel]
+    tolerance: tuple[float, float]
+    details: dict[str, Any]
+
+
+def _auto_plans(layers: Sequence[PrunableLayer], masks: Mapping[str, torch.Tensor], pattern: Pattern, sparsity: float,
+                tokens: Mapping[str, int], config: E2EConfig) -> list[_Plan]:
+    """One plan per scope: the fastest kernel per layer shape at that scope's token count."""
+    choice_timing = replace(config.choice_timing, cache=config.timing.cache, threads=config.timing.threads)
+    plans = []
+    for scope, n in tokens.items():
+        with torch.inference_mode():
+            chosen: dict[tuple[int, int], Choice] = choose_kernels(layers, masks, pattern, sparsity, n, choice_timing, config.seed)
+        dtype = layers[0].weight.dtype
+        tolerance = tuple(max(t) for t in zip(*(c.kernel.tolerance(dtype) for c in chosen.values())))
+        plans.append(_Plan((scope,), lambda layer, chosen=chosen: chosen[tuple(layer.weight.shape)].kernel, tolerance,
+                           {"choice_tokens": n, "choice": {shape_label(s): c.describe() for s, c in chosen.items()}}))
+    return plans

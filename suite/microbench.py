@@ -4,7 +4,8 @@ Shared by ``sparsebench bench-kernels`` and the pytest-benchmark suite in ``benc
 Each case times dense first and then every kernel on the same inputs in the same process,
 so every ratio is measured, never assumed. A kernel that cannot run the case yields an
 ``unsupported`` row with the reason; one whose output differs from dense yields ``failed``;
-neither is timed.
+neither is timed. Every row records the cache regime and, beside the speedup, the FLOP ideal
+and the bytes bound of the kernel's packed format (see :class:`~sparsebench.kernel.Bounds`).
 """
 
 from __future__ import annotations
@@ -18,10 +19,11 @@ from typing import Any
 
 import torch
 
+from .cache import Rotation
 from .errors import InvalidSpecError
-from .kernel import Kernel, KernelUnsupported, check_against_dense, ideal_speedup, make_kernel
+from .kernel import Bounds, Kernel, KernelUnsupported, bounds, check_against_dense, ideal_speedup, make_kernel
 from .masks import select_mask
-from .patterns import NM, Block, Pattern, Unstructured
+from .patterns import NM, Block, Pattern, Unstructured, parse_pattern
 from .timing import Timing, TimingConfig, measure
 
 # [out, in] of real linear layers.
@@ -42,6 +44,32 @@ CHECK_TOKENS = 16  # correctness is checked on the first rows of the input
 
 def default_patterns(block: int = 16) -> tuple[Pattern, ...]:
     return (Unstructured(), Block(block, block), NM(2, 4))
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A named set of cases and regimes for ``bench-kernels --grid`` (options given override it)."""
+
+    description: str
+    shapes: tuple[str, ...]
+    tokens: tuple[int, ...]
+    sparsities: tuple[float, ...]
+    patterns: tuple[str, ...] | None  # None: default_patterns(--block-size)
+    dtypes: tuple[str, ...] = ("float32",)
+    caches: tuple[str, ...] = ("cold",)
+    threads: int | None = None  # None: every available core
+
+
+GRIDS: dict[str, Grid] = {
+    "default": Grid("every shape, token count and sparsity; float32, cold", tuple(SHAPES), TOKENS, SPARSITIES, None),
+    "limits": Grid("Llama-2-7B q/k/v/o and gate/up layers, 1 thread, cold and hot, float32 and bfloat16, unstructured",
+                   ("4096x4096", "11008x4096"), (1, 16, 128), SPARSITIES, ("unstructured",),
+                   ("float32", "bfloat16"), ("cold", "hot"), threads=1),
+}
+
+
+def grid_patterns(names: Iterable[str] | None, block: int) -> list[Pattern]:
+    return [parse_pattern(p) for p in names] if names else list(default_patterns(block))
 
 
 def parse_shape(text: str) -> tuple[int, int]:
@@ -102,74 +130,107 @@ def make_inputs(case: Case, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor, 
     return w.to(dev, case.dtype), mask.to(dev), x.to(dev, case.dtype)
 
 
-def timing_row(kernel: Kernel, status: str, *, scope: str, pattern: str, sparsity: float, dtype: torch.dtype,
-               device: str, hardware: str, shape: dict[str, Any], reason: str | None = None, timing: Timing | None = None,
-               dense: Timing | None = None, ideal: float | None = None, max_abs_error: float | None = None,
-               details: dict[str, Any] | None = None) -> dict[str, Any]:
-    """One ``TimingRow`` as a dict (without ``created_at``/``run_id``); speedup = dense median / median."""
+def timing_row(kernel: str, status: str, *, scope: str, pattern: str, sparsity: float, dtype: torch.dtype,
+               device: str, hardware: str, shape: dict[str, Any], cache: str, reason: str | None = None,
+               timing: Timing | None = None, dense: Timing | None = None, ideal: float | None = None,
+               max_abs_error: float | None = None, limits: Bounds | None = None, threads: int | None = None,
+               params: dict[str, Any] | None = None, details: dict[str, Any] | None = None) -> dict[str, Any]:
+    """One ``TimingRow`` as a dict (without ``created_at``/``run_id``); speedup = dense median / median.
+
+    ``details`` always holds the cache regime (``cache``) and, when the packed weight is known,
+    its bytes and bytes bound (``limits``) with the share of that bound the speedup reaches.
+    """
     median = timing.median if timing else None
     dense_median = dense.median if dense else None
+    speedup = (dense_median / median) if median and dense_median else None
     return dict(
-        scope=scope, kernel=kernel.name, status=status, reason=reason, pattern=pattern, sparsity=float(sparsity),
+        scope=scope, kernel=kernel, status=status, reason=reason, pattern=pattern, sparsity=float(sparsity),
         dtype=str(dtype).removeprefix("torch."), device=device, hardware=hardware, shape=shape,
         median_s=median, p10_s=timing.p10 if timing else None, p90_s=timing.p90 if timing else None,
         iterations=timing.iterations if timing else None, dense_median_s=dense_median,
-        speedup=(dense_median / median) if median and dense_median else None, ideal_speedup=ideal,
-        max_abs_error=max_abs_error, threads=timing.threads if timing else None,
-        details={"params": kernel.params, **(details or {}), **({"clock": timing.clock} if timing else {})},
+        speedup=speedup, ideal_speedup=ideal, max_abs_error=max_abs_error,
+        threads=timing.threads if timing else threads,
+        details={**({"params": params} if params is not None else {}), "cache": cache,
+                 **(limits.as_details(speedup) if limits else {}), **(details or {}),
+                 **({"clock": timing.clock, **timing.extra} if timing else {})},
     )
 
 
-def bench_case(case: Case, kernel_list: Sequence[Kernel], config: TimingConfig, hardware: str, seed: int = 0,
-               dense_cache: dict[Case, Timing] | None = None) -> list[dict[str, Any]]:
-    """Time dense, then each kernel, on one case; one row per kernel (dense included if listed).
+def _timed(kernel: Kernel, packed: Any, w: torch.Tensor, mask: torch.Tensor, x: torch.Tensor, config: TimingConfig) -> Timing:
+    """One kernel's timing; cold: rotating through copies of its packed weight (see :mod:`sparsebench.cache`)."""
+    if config.cache == "hot":
+        return measure(lambda: kernel.apply(packed, x), config, x.device)
+    rotation = Rotation(lambda: kernel.copy_packed(packed, w, mask), kernel.packed_bytes(packed), x.device, config.evict_bytes)
+    return measure(lambda: kernel.apply(rotation.current, x), config, x.device, evictor=rotation)
 
-    ``dense_cache`` lets callers that bench one kernel at a time (pytest-benchmark) measure
-    dense once per case in the process.
+
+def bench_weight(w: torch.Tensor, mask: torch.Tensor, x: torch.Tensor, kernel_list: Sequence[Kernel], config: TimingConfig,
+                 common: dict[str, Any], pattern: Pattern, sparsity: float, dense: Timing | None = None) -> tuple[list[dict[str, Any]], Timing]:
+    """Rows for each kernel on one masked weight and input (``dense`` measured here unless given), and dense's timing.
+
+    A kernel is timed only if it supports the case, packs it and agrees with dense; otherwise
+    its row says ``unsupported`` or ``failed`` with the reason.
     """
-    device = torch.device(case.device)
-    w, mask, x = make_inputs(case, seed)
+    device = x.device
     masked = w * mask.to(w.dtype)
-    x_check = x[:CHECK_TOKENS]
-    common = dict(scope="layer", pattern=str(case.pattern), sparsity=case.sparsity, dtype=case.dtype,
-                  device=str(device), hardware=hardware, shape=case.shape, ideal=ideal_speedup(case.pattern, case.sparsity))
+    common = {**common, "cache": config.cache, "threads": config.threads}
     baseline = make_kernel("dense")
-    dense_packed = baseline.pack(w, mask)
-    dense = dense_cache.get(case) if dense_cache is not None else None
     if dense is None:
-        dense = measure(lambda: baseline.apply(dense_packed, x), config, device)
-        if dense_cache is not None:
-            dense_cache[case] = dense
+        dense = _timed(baseline, baseline.pack(w, mask), w, mask, x, config)
     rows = []
     for k in kernel_list:
-        ok, why = k.supports(case.pattern, case.dtype, device)
+        common["params"] = k.params
+        ok, why = k.supports(pattern, x.dtype, device)
         if not ok:
-            rows.append(timing_row(k, "unsupported", reason=why, **common))
+            rows.append(timing_row(k.name, "unsupported", reason=why, **common))
             continue
         try:
             packed = k.pack(w, mask)
         except KernelUnsupported as exc:
-            rows.append(timing_row(k, "unsupported", reason=str(exc), **common))
+            rows.append(timing_row(k.name, "unsupported", reason=str(exc), **common))
             continue
-        check = check_against_dense(k, packed, masked, x_check)
+        limits = bounds(k, packed, pattern, sparsity, tuple(w.shape), w.dtype)
+        check = check_against_dense(k, packed, masked, x[:CHECK_TOKENS])
         if not check.ok:
-            rows.append(timing_row(k, "failed", reason=check.reason, max_abs_error=check.max_abs_error, **common))
+            rows.append(timing_row(k.name, "failed", reason=check.reason, max_abs_error=check.max_abs_error, limits=limits, **common))
             continue
-        t = dense if k.name == "dense" else measure(lambda: k.apply(packed, x), config, device)
-        rows.append(timing_row(k, "ok", timing=t, dense=dense, max_abs_error=check.max_abs_error, details=k.details(packed), **common))
+        t = dense if k.name == "dense" else _timed(k, packed, w, mask, x, config)
+        rows.append(timing_row(k.name, "ok", timing=t, dense=dense, max_abs_error=check.max_abs_error, limits=limits,
+                               details=k.details(packed), **common))
+    return rows, dense
+
+
+def bench_case(case: Case, kernel_list: Sequence[Kernel], config: TimingConfig, hardware: str, seed: int = 0,
+               dense_cache: dict[tuple[Case, str], Timing] | None = None) -> list[dict[str, Any]]:
+    """Time dense, then each kernel, on one case; one row per kernel (dense included if listed).
+
+    ``dense_cache`` lets callers that bench one kernel at a time (pytest-benchmark) measure
+    dense once per case and cache regime in the process.
+    """
+    w, mask, x = make_inputs(case, seed)
+    common = dict(scope="layer", pattern=str(case.pattern), sparsity=case.sparsity, dtype=case.dtype,
+                  device=str(x.device), hardware=hardware, shape=case.shape, ideal=ideal_speedup(case.pattern, case.sparsity))
+    key = (case, config.cache)
+    rows, dense = bench_weight(w, mask, x, kernel_list, config, common, case.pattern, case.sparsity,
+                               dense=dense_cache.get(key) if dense_cache is not None else None)
+    if dense_cache is not None:
+        dense_cache[key] = dense
     return rows
 
 
-def rows_from_benchmark_json(path: str | Path) -> list[dict[str, Any]]:
-    """The timing rows recorded by the ``benchmarks/`` pytest-benchmark suite in its ``--benchmark-json`` file."""
+def rows_from_json(path: str | Path) -> list[dict[str, Any]]:
+    """The timing rows in ``bench-kernels --json FILE`` output or a pytest-benchmark ``--benchmark-json`` file."""
     try:
         data = json.loads(Path(path).read_text())
     except (OSError, json.JSONDecodeError) as exc:
-        raise InvalidSpecError(f"cannot read pytest-benchmark JSON {path}: {exc}") from None
-    if not isinstance(data, dict) or "benchmarks" not in data:
-        raise InvalidSpecError(f"{path} is not a pytest-benchmark JSON file (no 'benchmarks' key)")
-    rows = [b.get("extra_info", {}).get("timing_row") for b in data["benchmarks"]]
+        raise InvalidSpecError(f"cannot read JSON {path}: {exc}") from None
+    if isinstance(data, dict) and "timing_rows" in data:
+        rows = data["timing_rows"]
+    elif isinstance(data, dict) and "benchmarks" in data:
+        rows = [b.get("extra_info", {}).get("timing_row") for b in data["benchmarks"]]
+    else:
+        raise InvalidSpecError(f"{path} is neither bench-kernels --json output nor a pytest-benchmark JSON file")
     rows = [r for r in rows if r]
     if not rows:
-        raise InvalidSpecError(f"{path} has no sparsebench timing rows (was it written by benchmarks/test_kernels.py?)")
+        raise InvalidSpecError(f"{path} has no sparsebench timing rows")
     return rows

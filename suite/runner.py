@@ -73,10 +73,16 @@ def plan(spec: RunSpec) -> Plan:
         sparsity = resolve_sparsity(spec.pattern, spec.sparsity)
         choose_driver(method, spec.pattern)  # the pattern is one the method supports, and a driver runs it
     if spec.kernels:
+        from .cache import check_regime
         from .kernel import kernels
+        from .kernel_choice import AUTO
 
         for k in spec.kernels:
-            kernels.canonical(k)
+            if k != AUTO:
+                kernels.canonical(k)
+        check_regime(spec.cache)
+        if spec.latency_dtype not in (None, "float32", "bfloat16", "float16"):
+            raise InvalidSpecError(f"latency dtype must be float32, bfloat16 or float16, got {spec.latency_dtype!r}")
     if spec.device.startswith("cuda") and not torch.cuda.is_available():
         raise InvalidSpecError(f"device {spec.device!r} requested but CUDA is not available")
     if spec.offload and not spec.device.startswith("cuda"):
@@ -91,15 +97,17 @@ def plan(spec: RunSpec) -> Plan:
 def identity_of(p: Plan, model_revision: str) -> Identity:
     """What the result of plan ``p`` is stored under (the hardware counts only when timing kernels)."""
     from .kernel import kernels
+    from .kernel_choice import AUTO
 
     spec = p.spec
     params = params_dict(p.method.params)
-    timed = tuple(kernels.canonical(k) for k in spec.kernels)
+    timed = tuple(k if k == AUTO else kernels.canonical(k) for k in spec.kernels)
     return Identity(
         method=spec.method, params=params, method_source=method_source_hash(spec.method, params), model=p.model.name,
         model_revision=model_revision, pattern=str(spec.pattern), sparsity=p.sparsity,
         suite=SuiteIdentity(p.suite.name, p.suite.version), tasks=p.tasks, seed=spec.seed, kernels=timed,
         hardware=provenance.hardware_name(spec.device) if timed else None,
+        cache=spec.cache if timed else None, latency_dtype=spec.latency_dtype if timed else None,
     )
 
 
@@ -200,7 +208,8 @@ def _execute(p: Plan, identity: Identity, weights: Resolved, progress: bool,
     if identity.kernels:
         from .latency import end_to_end_timings
 
-        timings = end_to_end_timings(loaded, masks, identity.kernels, spec.pattern, p.sparsity, progress=progress)
+        timings = end_to_end_timings(loaded, masks, identity.kernels, spec.pattern, p.sparsity, progress=progress, cache=spec.cache,
+                                     dtype=getattr(torch, spec.latency_dtype) if spec.latency_dtype else None)
 
     prov = provenance.collect(device)
     prov["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

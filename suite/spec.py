@@ -35,7 +35,9 @@ class RunSpec:
     tasks: tuple[str, ...] | None = None  # None = the suite's tasks
     seed: int = 0
     device: str = "cpu"
-    kernels: tuple[str, ...] = ()
+    kernels: tuple[str, ...] = ()  # registered kernel names, or "auto" (the fastest per layer shape)
+    cache: str = "cold"  # the cache regime of the kernel timings
+    latency_dtype: str | None = None  # time the kernels on the model cast to this dtype (None: as loaded)
     # keep the model in CPU memory; calibration moves one block at a time to `device` (a GPU),
     # evaluation runs where the model is. Like the device, it does not define the numbers
     offload: bool = False
@@ -109,6 +111,8 @@ class Identity:
     seed: int
     kernels: tuple[str, ...] = ()
     hardware: str | None = None  # only for runs that time kernels: the machine the timings are of
+    cache: str | None = None  # only for runs that time kernels: the cache regime of the timings
+    latency_dtype: str | None = None  # only for runs that time kernels: the dtype timed (None: as loaded)
 
     def __post_init__(self) -> None:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
@@ -119,8 +123,8 @@ class Identity:
             raise InvalidSpecError(f"sparsity must be a finite number, got {self.sparsity!r}")
         if self.kernels and not self.hardware:
             raise InvalidSpecError("a run that times kernels needs the hardware in its identity")
-        if not self.kernels and self.hardware is not None:
-            raise InvalidSpecError("the hardware is part of a run's identity only when it times kernels")
+        if not self.kernels and (self.hardware, self.cache, self.latency_dtype) != (None, None, None):
+            raise InvalidSpecError("the hardware, cache regime and latency dtype are part of a run's identity only when it times kernels")
 
     def payload(self) -> dict[str, Any]:
         out = {
@@ -138,6 +142,7 @@ class Identity:
         }
         if self.kernels:
             out["hardware"] = self.hardware
+            out.update({k: v for k, v in (("cache", self.cache), ("latency_dtype", self.latency_dtype)) if v is not None})
         return out
 
     @classmethod
@@ -147,7 +152,7 @@ class Identity:
                     "sparsity": (int, float), "suite": dict, "tasks": list, "seed": int, "kernels": list}
         if not isinstance(data, Mapping):
             raise InvalidSpecError("an identity is a JSON object")
-        unknown = set(data) - set(expected) - {"hardware"}
+        unknown = set(data) - set(expected) - {"hardware", "cache", "latency_dtype"}
         missing = set(expected) - set(data)
         if unknown or missing:
             raise InvalidSpecError(f"identity has unknown field(s) {sorted(unknown)} or lacks {sorted(missing)}")
@@ -157,12 +162,12 @@ class Identity:
         for key in ("tasks", "kernels"):
             if not all(isinstance(x, str) for x in data[key]):
                 raise InvalidSpecError(f"identity field {key!r} must list strings")
-        hardware = data.get("hardware")
-        if hardware is not None and not isinstance(hardware, str):
-            raise InvalidSpecError("identity field 'hardware' must be a string")
+        for key in ("hardware", "cache", "latency_dtype"):
+            if data.get(key) is not None and not isinstance(data[key], str):
+                raise InvalidSpecError(f"identity field {key!r} must be a string")
         return cls(data["method"], dict(data["params"]), data["method_source"], data["model"], data["model_revision"],
                    data["pattern"], float(data["sparsity"]), SuiteIdentity.from_payload(data["suite"]), tuple(data["tasks"]),
-                   data["seed"], tuple(data["kernels"]), hardware)
+                   data["seed"], tuple(data["kernels"]), data.get("hardware"), data.get("cache"), data.get("latency_dtype"))
 
 
 def spec_hash(identity: Identity) -> str:

@@ -1,11 +1,15 @@
 """The one timing function: every latency sparsebench reports comes from :func:`measure`.
 
 Warm-up calls first, then timed calls until there have been at least ``min_iters`` of them
-*and* at least ``min_time_s`` seconds of timed work. Each call is timed on its own - CUDA
+*and* at least ``min_time_s`` seconds of timed work (cold regime: of wall time, evictions
+included, so that microsecond calls do not need thousands of evictions). Each call is timed on its own - CUDA
 events bracketing the call and a synchronize on GPU, ``time.perf_counter`` on CPU - so the
 result is a distribution: median with p10/p90. The CPU thread count is fixed for the whole
-measurement and recorded. (``torch.utils.benchmark`` times blocks of calls and reports
-block means; per-call samples are needed here for honest percentiles, so the loop is ours.)
+measurement and recorded. In the ``cold`` cache regime (the default, see
+:mod:`sparsebench.cache`) the last-level cache is evicted before every timed call, after
+``setup`` and outside the timed region; ``hot`` leaves the cache as the previous call left
+it. (``torch.utils.benchmark`` times blocks of calls and reports block means; per-call
+samples are needed here for honest percentiles, so the loop is ours.)
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from typing import Any
 
 import torch
 
+from .cache import Cold, Evictor, check_regime
 from .errors import InvalidSpecError
 
 
@@ -28,10 +33,15 @@ class TimingConfig:
     min_time_s: float = 0.2
     max_iters: int = 100_000  # a safety stop for sub-microsecond calls
     threads: int | None = None  # None: the current torch.get_num_threads()
+    cache: str = "cold"  # "cold": weights come from memory on every call; "hot": left cached
+    evict_bytes: int | None = None  # cold: bytes read between two reads of a weight [default: 2x the last-level cache]
 
     def __post_init__(self) -> None:
         if self.warmup < 0 or self.min_iters < 1 or self.min_time_s < 0 or self.max_iters < self.min_iters:
             raise InvalidSpecError(f"invalid timing config {self}")
+        check_regime(self.cache)
+        if self.threads is not None and self.threads < 1:
+            raise InvalidSpecError(f"threads must be >= 1, got {self.threads}")
 
 
 QUICK = TimingConfig(warmup=1, min_iters=3, min_time_s=0.05)
@@ -45,7 +55,8 @@ class Timing:
     threads: int
     device: str
     clock: str  # "perf_counter" | "cuda-events"
-    extra: dict[str, Any] = field(default_factory=dict)
+    cache: str = "hot"
+    extra: dict[str, Any] = field(default_factory=dict)  # cold: what was evicted
 
     @property
     def iterations(self) -> int:
@@ -100,14 +111,25 @@ def measure(
     config: TimingConfig = TimingConfig(),
     device: torch.device | str = "cpu",
     setup: Callable[[], Any] | None = None,
+    evictor: Cold | None = None,
 ) -> Timing:
-    """Time ``fn()`` (or ``fn(setup())`` with an untimed ``setup`` before every call)."""
+    """Time ``fn()`` (or ``fn(setup())`` with an untimed ``setup`` before every call).
+
+    In the cold regime ``evictor`` runs before each timed call: an :class:`~sparsebench.cache.Evictor`
+    (callers that measure many things pass one, so its buffer is allocated once; otherwise one
+    is made here) or a :class:`~sparsebench.cache.Rotation` that ``fn`` reads its weight from.
+    """
     device = torch.device(device)
     cuda = device.type == "cuda"
+    if config.cache == "cold" and evictor is None:
+        evictor = Evictor(device, config.evict_bytes)
+    evict = evictor if config.cache == "cold" else None
 
-    def call() -> float:
+    def call(timed: bool = True) -> float:
         arg = setup() if setup is not None else None
         args = () if setup is None else (arg,)
+        if evict is not None and timed:
+            evict()
         if cuda:
             torch.cuda.synchronize(device)
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
@@ -122,11 +144,13 @@ def measure(
 
     with _threads(config.threads) as threads, torch.inference_mode():
         for _ in range(config.warmup):
-            call()
+            call(timed=False)
         samples: list[float] = []
-        elapsed = 0.0
+        elapsed = 0.0  # timed seconds; cold: wall seconds, evictions included, so the loop ends
+        start = time.perf_counter()
         while len(samples) < config.max_iters and (len(samples) < config.min_iters or elapsed < config.min_time_s):
             dt = call()
             samples.append(dt)
-            elapsed += dt
-    return Timing(tuple(samples), threads, str(device), "cuda-events" if cuda else "perf_counter")
+            elapsed = time.perf_counter() - start if evict is not None else elapsed + dt
+    return Timing(tuple(samples), threads, str(device), "cuda-events" if cuda else "perf_counter", config.cache,
+                  evict.describe() if evict is not None else {})

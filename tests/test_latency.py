@@ -17,7 +17,8 @@ from sparsebench.timing import TimingConfig
 
 from .test_kernels import _Wrong
 
-QUICK = E2EConfig(prefill_tokens=16, decode_context=4, decode_tokens=3, timing=TimingConfig(warmup=0, min_iters=2, min_time_s=0.0, threads=1))
+FAST = TimingConfig(warmup=0, min_iters=2, min_time_s=0.0, threads=1, cache="hot", evict_bytes=2**20)
+QUICK = E2EConfig(prefill_tokens=16, decode_context=4, decode_tokens=3, timing=FAST, choice_timing=FAST)
 
 
 @pytest.fixture
@@ -43,6 +44,43 @@ def test_rows_per_kernel_and_modules_restored(pruned):
             assert 1.0 < r["ideal_speedup"] < 2.0  # the LM head is not pruned
     assert by["dense", "decode"]["details"]["tokens_per_s"] == pytest.approx(1 / by["dense", "decode"]["median_s"])
     assert by["semi_structured", "prefill"]["status"] == "unsupported" and "CUDA" in by["semi_structured", "prefill"]["reason"]
+    assert all(r["details"]["cache"] == "hot" for r in rows)
+    assert by["dense", "decode"]["details"]["bytes_bound"] == 1.0
+    assert by["dense", "decode"]["iterations"] >= 2  # one timed call per decoded token
+
+
+def test_cold_regime_is_recorded(pruned):
+    loaded, masks = pruned
+    rows = end_to_end_timings(loaded, masks, ["csr"], Unstructured(), 0.5, progress=False, config=QUICK, cache="cold")
+    assert {r["details"]["cache"] for r in rows} == {"cold"}
+    assert all(r["details"]["evict_bytes"] == 2**20 for r in rows if r["status"] == "ok")
+
+
+def test_auto_picks_a_measured_kernel_per_shape_and_records_it(pruned):
+    loaded, masks = pruned
+    shapes = {f"{o}x{i}" for o, i in (tuple(layer.weight.shape) for layer in loaded.adapter.prunable_layers(loaded.model))}
+    rows = end_to_end_timings(loaded, masks, ["auto"], Unstructured(), 0.5, progress=False, config=QUICK)
+    auto = {r["scope"]: r for r in rows if r["kernel"] == "auto"}
+    assert set(auto) == {"prefill", "decode"}
+    for scope, tokens in (("prefill", 16), ("decode", 1)):
+        r = auto[scope]
+        assert r["status"] == "ok", r["reason"]
+        choice = r["details"]["choice"]
+        assert set(choice) == shapes and r["details"]["choice_tokens"] == tokens
+        for c in choice.values():
+            speedups = {k: v for k, v in c["measured"].items() if isinstance(v, float)}
+            assert c["kernel"] in speedups and "dense" in speedups and "semi_structured" not in c["measured"]
+            assert c["speedup"] == max(speedups.values())  # the fastest measured kernel wins
+
+
+def test_bfloat16_timings_on_a_copy(pruned):
+    loaded, masks = pruned
+    rows = end_to_end_timings(loaded, masks, ["csr", "bitmap"], Unstructured(), 0.5, progress=False, config=QUICK, dtype=torch.bfloat16)
+    assert next(loaded.model.parameters()).dtype == torch.float32  # the loaded model is untouched
+    by = {(r["kernel"], r["scope"]): r for r in rows}
+    assert all(r["dtype"] == "bfloat16" for r in rows)
+    assert by["csr", "prefill"]["status"] == "unsupported" and "16-bit" in by["csr", "prefill"]["reason"]
+    assert by["bitmap", "decode"]["status"] == "ok", by["bitmap", "decode"]["reason"]
 
 
 def test_swap_really_uses_the_kernel(pruned):
@@ -52,9 +90,11 @@ def test_swap_really_uses_the_kernel(pruned):
     k = kernels.get("csr")()
     apply = k.apply
     k.apply = lambda p, x: calls.append(1) or apply(p, x)  # type: ignore[method-assign]
-    with swapped(loaded.model, layers, k, masks), torch.no_grad():
+    with swapped(loaded.model, layers, lambda layer: k, masks) as swap, torch.no_grad():
         loaded.model(input_ids=torch.tensor([[1, 2, 3]]))
     assert len(calls) == len(layers)
+    assert swap.dense_bytes == sum(layer.weight.numel() * 4 for layer in layers)
+    assert 0 < swap.packed_bytes == sum(k.packed_bytes(k.pack(layer.weight.detach(), masks[layer.name])) for layer in layers)
 
 
 def test_wrong_kernel_fails_the_logits_check(pruned):
@@ -72,9 +112,36 @@ def test_run_stores_end_to_end_records(tiny_model_dirs, store, monkeypatch):
     import sparsebench.latency as latency
 
     monkeypatch.setattr(latency, "E2EConfig", lambda: QUICK)  # what the runner gets by default
-    spec = RunSpec(method="magnitude", model=str(tiny_model_dirs["llama"]), suite="unit", sparsity=0.5, kernels=("dense", "csr", "bsr"))
+    spec = RunSpec(method="magnitude", model=str(tiny_model_dirs["llama"]), suite="unit", sparsity=0.5, kernels=("dense", "csr", "auto"),
+                   cache="hot")
     result = run(spec, store, progress=False)
     t = store.timings(run_id=result.run_id)
-    assert sorted(t["kernel"].unique()) == ["bsr", "csr", "dense"]
+    assert sorted(t["kernel"].unique()) == ["auto", "csr", "dense"]
+    assert (t["details"].map(lambda d: d["cache"]) == "hot").all()
+    assert result.record.identity.cache == "hot"
     assert set(t["scope"]) == {"prefill", "decode"} and (t["status"] == "ok").all()
     assert t["speedup"].notna().all() and t["ideal_speedup"].notna().all()
+
+
+def test_plan_accepts_auto_and_checks_the_timing_options(tiny_model_dirs):
+    from sparsebench.errors import SparsebenchError
+    from sparsebench.runner import plan
+
+    model = str(tiny_model_dirs["llama"])
+    assert plan(RunSpec(model=model, suite="unit", kernels=("auto", "csr"))).spec.kernels == ("auto", "csr")
+    for bad in (dict(kernels=("autox",)), dict(kernels=("auto",), cache="warm"), dict(kernels=("auto",), latency_dtype="int8")):
+        with pytest.raises(SparsebenchError):  # one-line errors: unknown name / invalid spec
+            plan(RunSpec(model=model, suite="unit", **bad))
+
+
+def test_cache_regime_and_latency_dtype_change_the_spec_hash_only_with_kernels():
+    from sparsebench.errors import InvalidSpecError
+    from sparsebench.spec import Identity, SuiteIdentity, spec_hash
+
+    base = dict(method="m", params={}, method_source="0" * 64, model="x", model_revision="r", pattern="unstructured",
+                sparsity=0.5, suite=SuiteIdentity("s", "1"), tasks=("t",), seed=0)
+    with pytest.raises(InvalidSpecError):  # no kernels timed: the regime is not part of the identity
+        Identity(**base, cache="hot")
+    timed = {**base, "kernels": ("csr",), "hardware": "cpu"}
+    hashes = {spec_hash(Identity(**timed, cache=c, latency_dtype=d)) for c in ("cold", "hot", None) for d in (None, "bfloat16")}
+    assert len(hashes) == 6
