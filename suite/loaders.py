@@ -30,7 +30,7 @@ def load_masked_lm(entry: ModelEntry, found: Resolved, device: torch.device, dty
     return LoadedModel(entry, model, tok, found.revision, found.source.describe(), LanguageModelAdapter(), device, extras)
 
 
-# --- image classification (issue 6) -------------------------------------------------------------
+# --- image classification ---
 
 # EfficientNet-Lite reference preprocessing (TensorFlow efficientnet/lite): bicubic resize,
 # centre crop with 32 px padding (224/256 = 0.875), (x - 127) / 128 on the 0..255 scale.
