@@ -28,7 +28,7 @@ from dataclasses import dataclass, replace
 import torch
 
 from .data import Resolved, datasets
-from .errors import InvalidSpecError
+from .errors import InvalidSpecError, SparsebenchError
 from .params import check_params, param
 from .registry import Registry
 from .text import load_documents
@@ -60,10 +60,11 @@ class CalibrationSpec:
         if m is None:
             raise InvalidSpecError(f"--calibration takes DATASET:NxL[@SEED] (e.g. wikitext2-valid-tokenized:8x512@0), got {text!r}")
         dataset, n, length, seed = m.groups()
-        out = replace(self, dataset=datasets.canonical(dataset), nsamples=int(n), seqlen=int(length),
-                      seed=self.seed if seed is None else int(seed))
-        out.check_names()
-        return out
+        try:
+            return replace(self, dataset=datasets.canonical(dataset), nsamples=int(n), seqlen=int(length),
+                           seed=self.seed if seed is None else int(seed))
+        except SparsebenchError as exc:
+            raise InvalidSpecError(f"--calibration {text}: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -132,9 +132,7 @@ def parse_string(raw: str, typ: Any, what: str) -> Any:
     if optional and raw.lower() in ("none", "null"):
         return None
     if typing.get_origin(typ) is typing.Literal:
-        if raw not in typing.get_args(typ):
-            raise InvalidSpecError(f"{what} must be one of {typing.get_args(typ)}, got {raw!r}")
-        return raw
+        return check_value(raw, typ, what)
     try:
         if typ is bool:
             if raw.lower() in ("1", "true", "yes", "on"):

@@ -143,7 +143,10 @@ class Suite:
             if table == CALIBRATION:
                 calibration = _assign(f"--set {CALIBRATION}", calibration, key.strip(), raw.strip())
             else:
-                (task,) = self.task_list((table,))
+                try:
+                    (task,) = self.task_list((table,))
+                except SparsebenchError as exc:
+                    raise InvalidSpecError(f"--set {path.strip()}: {exc}") from None
                 task_settings[task] = _assign(f"--set {task}", self.settings_of(task), key.strip(), raw.strip())
         return replace(self, calibration=calibration, task_settings=task_settings)
 
@@ -166,7 +169,7 @@ def _assign(owner: str, current: Any, key: str, raw: str) -> Any:
     names = [f.name for f in dataclasses.fields(current)]
     if key not in names:
         raise InvalidSpecError(f"{owner} has no setting {key!r}; {did_you_mean(key, names)}")
-    values = {**dataclasses.asdict(current), key: parse_string(raw, hints[key], f"{owner}.{key}")}
+    values = {**dataclasses.asdict(current), key: parse_string(raw, hints[key], f"{owner}: setting {key}")}
     return from_values(owner, type(current), values)
 
 
