@@ -281,3 +281,50 @@ def test_smollm2_calibrated_methods_far_better_than_magnitude():
     assert ppl["wanda"] < 0.5 * ppl["magnitude"], ppl
     assert ppl["sparsegpt"] < 0.5 * ppl["magnitude"], ppl
     assert ppl["ria"] < 0.5 * ppl["magnitude"], ppl
+
+
+@pytest.mark.slow
+def test_wikitext2_ref_windows_and_wanda_block0_masks_equal_an_independent_implementation():
+    """SmolLM2-135M under wikitext2-ref, calibrated offline on 8x512 windows of the WikiText-2
+    validation text: the windows are the reference loader's rule written out, and the Wanda
+    masks of block 0's seven linears are those of a plain implementation on the dense model."""
+    import os
+    import random
+    from pathlib import Path
+
+    suite = suites.get("wikitext2-ref").with_calibration("wikitext2-valid-tokenized:8x512")
+    loaded = load_model(resolve_model("llama"))
+    del loaded.model.model.layers[1:]  # block 0's masks depend on nothing after it: prune a one-block model
+    loaded.model.config.num_hidden_layers = 1
+    ctx = PruneContext(loaded, Unstructured(), 0.5, 0, suite.calibration, progress=False)
+    # the reference loader: the text tokenized whole, random.seed(0), randint windows
+    text = (Path(os.environ["SPARSEBENCH_DATA_DIR"]) / "wikitext-2" / "valid.txt").read_text(encoding="utf-8")
+    ids = loaded.processor(text, return_tensors="pt").input_ids
+    random.seed(0)
+    windows = []
+    for _ in range(8):
+        i = random.randint(0, ids.shape[1] - 512 - 1)
+        windows.append(ids[:, i : i + 512])
+    assert torch.equal(calibration_tokens(ctx), torch.cat(windows))
+    # Wanda on block 0, written plainly: hooks on the dense model, ||X_j||_2, |W| * ||X||, half of each row
+    block0 = loaded.model.model.layers[0]
+    linears = {name: m for name, m in block0.named_modules() if isinstance(m, nn.Linear)}
+    sq = {name: torch.zeros(m.in_features) for name, m in linears.items()}
+    def accumulate(module, args, output, name):
+        sq[name] += args[0].reshape(-1, module.in_features).float().pow(2).sum(0)
+
+    hooks = [m.register_forward_hook(lambda m, a, o, name=name: accumulate(m, a, o, name)) for name, m in linears.items()]
+    with torch.no_grad():
+        for w in windows:
+            loaded.model.model(w)  # the backbone: the LM head does not change block 0's inputs
+    for h in hooks:
+        h.remove()
+    expected = {}
+    for name, m in linears.items():
+        metric = m.weight.detach().abs() * sq[name].sqrt()
+        pruned = torch.sort(metric, dim=-1, stable=True)[1][:, : int(m.in_features * 0.5)]
+        expected[name] = torch.ones_like(metric, dtype=torch.bool).scatter_(1, pruned, False)
+    masks = prune(methods.get("wanda")(), ctx)
+    assert len(expected) == 7
+    for name, keep in expected.items():
+        assert torch.equal(masks[f"model.layers.0.{name}"], keep), name
