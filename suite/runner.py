@@ -232,7 +232,7 @@ def _execute(p: Plan, identity: Identity, weights: Resolved, sources: dict[str, 
     prov["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     prov["mask_report"] = {"achieved": report.achieved_sparsity, "nm_valid": report.nm_valid, "layers": len(report.layers)}
     prov["model_source"] = loaded.source
-    prov["suite"] = {"source": p.suite.source or "registered", "settings": p.suite.settings()}
+    prov["suite"] = {"source": p.suite.origin, "settings": p.suite.settings()}
     prov["datasets"] = {name: {"source": r.source.describe(), "revision": r.revision} for name, r in sources.items()}
     if converted is not None:
         prov["converted_weights"] = converted

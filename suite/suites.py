@@ -33,6 +33,7 @@ from .registry import Registry
 from .spec import SuiteIdentity, digest
 from .task import Task, tasks
 from .tasks.imagenet.data import is_image_asset
+from .text import is_text_asset
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 DERIVED = "+"  # NAME+HASH6: a suite whose settings are not the registered ones of its name and version
@@ -49,13 +50,14 @@ class Suite:
     # task name -> its Settings instance (a mapping of values is checked and converted)
     task_settings: Mapping[str, Any] = field(default_factory=dict)
     modality: ModelKind = "causal-lm"
-    source: str = field(default="", compare=False)  # where it was read from (a file), for messages
+    # where it comes from: a file, and the run options that changed it (messages, provenance)
+    source: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
         try:
             self._check()
         except SparsebenchError as exc:
-            raise InvalidSpecError(f"{self.source or f'suite {self.name!r}'}: {exc}") from None
+            raise InvalidSpecError(f"{self.origin}: {exc}") from None
 
     def _check(self) -> None:
         if not isinstance(self.name, str) or not NAME.fullmatch(self.name):
@@ -70,9 +72,12 @@ class Suite:
             self.calibration.check_names()
         except SparsebenchError as exc:
             raise InvalidSpecError(f"[{CALIBRATION}]: {exc}") from None
-        if is_image_asset(self.calibration.dataset) != (self.modality == "image-classification"):
-            kind = "an image set" if is_image_asset(self.calibration.dataset) else "a text dataset"
-            raise InvalidSpecError(f"[{CALIBRATION}]: {self.calibration.dataset!r} is {kind}, which cannot calibrate {self.modality} models")
+        dataset = self.calibration.dataset
+        if not (is_image_asset(dataset) or is_text_asset(dataset)):
+            raise InvalidSpecError(f"[{CALIBRATION}]: dataset {dataset!r} is neither text nor an image set (see `sparsebench list datasets`)")
+        if is_image_asset(dataset) != (self.modality == "image-classification"):
+            kind = "an image set" if is_image_asset(dataset) else "a text dataset"
+            raise InvalidSpecError(f"[{CALIBRATION}]: {dataset!r} is {kind}, which cannot calibrate {self.modality} models")
         if not self.tasks:
             raise InvalidSpecError("tasks must name at least one task")
         object.__setattr__(self, "tasks", self.task_list(tuple(self.tasks)))
@@ -88,6 +93,10 @@ class Suite:
 
     def __str__(self) -> str:
         return f"{self.identity().name} v{self.version}"
+
+    @property
+    def origin(self) -> str:
+        return self.source or f"suite {self.name!r}"
 
     # -- what the suite is -----------------------------------------------------------
     def settings(self) -> dict[str, Any]:
@@ -129,7 +138,7 @@ class Suite:
     # -- one-run changes ----------------------------------------------------------------
     def with_calibration(self, text: str) -> Suite:
         """This suite calibrated on ``DATASET:NxL[@SEED]`` (``--calibration``)."""
-        return replace(self, calibration=self.calibration.overridden(text))
+        return replace(self, calibration=self.calibration.overridden(text), source=f"{self.origin} --calibration {text}")
 
     def with_settings(self, assignments: Sequence[str]) -> Suite:
         """This suite with ``TABLE.KEY=VALUE`` assignments (``--set``; TABLE is a task or
@@ -148,7 +157,8 @@ class Suite:
                 except SparsebenchError as exc:
                     raise InvalidSpecError(f"--set {path.strip()}: {exc}") from None
                 task_settings[task] = _assign(f"--set {task}", self.settings_of(task), key.strip(), raw.strip())
-        return replace(self, calibration=calibration, task_settings=task_settings)
+        return replace(self, calibration=calibration, task_settings=task_settings,
+                       source=" ".join([self.origin, *(f"--set {a}" for a in assignments)]))
 
 
 def _task_settings(task: str, values: Any) -> Any:

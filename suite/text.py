@@ -8,7 +8,7 @@ from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
-from .data import Resolved, resolve
+from .data import Resolved, datasets, resolve
 
 
 def _wikitext_rows(path: Path) -> list[str]:
@@ -85,3 +85,8 @@ def load_documents(asset: str) -> tuple[tuple[str, ...], Resolved]:
     found = resolve(asset)
     read = READERS[found.fmt]
     return tuple(doc for f in _files(found) for doc in read(f)), found
+
+
+def is_text_asset(name: str) -> bool:
+    """Whether a registered dataset is text these readers read (decided by its declared formats)."""
+    return name in datasets and all(s.fmt in READERS for s in datasets.get(name).sources)
