@@ -84,8 +84,8 @@ class Suite:
         settings = {}
         for name, values in self.task_settings.items():
             (task,) = self.task_list((name,))
-            if task == CALIBRATION or task in settings:
-                raise InvalidSpecError(f"[{name}] is given twice" if task in settings else "no task may be named 'calibration'")
+            if task in settings:
+                raise InvalidSpecError(f"[{name}] gives the settings of {task!r} a second time")
             settings[task] = _task_settings(task, values)
         for task in self.tasks:  # resolved: every default task has its settings, defaults filled in
             settings.setdefault(task, _task_settings(task, {}))
