@@ -156,7 +156,8 @@ class Suite:
                     (task,) = self.task_list((table,))
                 except SparsebenchError as exc:
                     raise InvalidSpecError(f"--set {path.strip()}: {exc}") from None
-                task_settings[task] = _assign(f"--set {task}", self.settings_of(task), key.strip(), raw.strip())
+                current = task_settings[task] if task in task_settings else self.settings_of(task)
+                task_settings[task] = _assign(f"--set {task}", current, key.strip(), raw.strip())
         return replace(self, calibration=calibration, task_settings=task_settings,
                        source=" ".join([self.origin, *(f"--set {a}" for a in assignments)]))
 

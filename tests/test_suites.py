@@ -84,6 +84,13 @@ def test_set_reads_each_value_as_its_settings_type(assignment, check):
     assert check(suites.get("quick").with_settings([assignment]))
 
 
+def test_several_sets_of_one_table_all_apply():
+    s = suites.get("wikitext2-ref").with_settings(["wikitext2.dataset=wikitext2-test-raw", "wikitext2.windows=2",
+                                                   "calibration.nsamples=8", "calibration.seqlen=512"])
+    settings = s.settings_of("wikitext2")
+    assert (settings.dataset, settings.windows, s.calibration.nsamples, s.calibration.seqlen) == ("wikitext2-test-raw", 2, 8, 512)
+
+
 @pytest.mark.parametrize("assignment,expected", [
     ("wikitext2.windos=2", "--set wikitext2 has no setting 'windos'; did you mean 'windows'?"),
     ("wikitext2.windows=two", "--set wikitext2: setting windows: cannot read 'two' as int"),
