@@ -17,13 +17,10 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from .errors import InvalidSpecError
 from .patterns import Pattern, Unstructured
-
-if TYPE_CHECKING:
-    from .suites import Suite
 
 
 @dataclass(frozen=True)
@@ -35,7 +32,7 @@ class RunSpec:
     model: str = "llama"
     pattern: Pattern = field(default_factory=Unstructured)
     sparsity: float | None = 0.5
-    suite: str | Suite = "quick"  # a registered suite's name, a suite file's path, or a Suite
+    suite: Any = "quick"  # a registered suite's name, a suite file's path, or a sparsebench.suites.Suite
     tasks: tuple[str, ...] | None = None  # None = the suite's tasks
     seed: int = 0
     device: str = "cpu"

@@ -187,7 +187,7 @@ def test_show_edit_run_a_suite_file(capsys, tmp_path, tiny_model_dirs):
     assert [n for n, _, _ in _stored(db)] == [name, "quick"]
     code, _, err = _run_cli(capsys, *args, "--suite", "quick")
     assert code == 0 and "already stored as run 2" in err
-    code, out, _ = _run_cli(capsys, "results", "--db", f"sqlite:///{db}")
+    code, out, _ = _run_cli(capsys, "results", "--db", f"sqlite:///{db}", "--format", "markdown")
     assert f"{name} v2" in out and "quick v2" in out
 
 
