@@ -16,6 +16,11 @@ Per layer, with calibration inputs ``X`` (in × tokens):
   the saliency ``w² / U_jj²`` picks the mask per block of columns (unstructured: the lowest
   ``sparsity`` fraction of the whole row×block tile, as one layer; N:M: the lowest ``m − n``
   of every ``m`` columns, chosen when the group is reached, from the already-updated weights).
+- The unstructured count per tile follows ``threshold``. ``reference`` (the default, as the
+  authors' code): the tile's saliencies are sorted and every one ``<= sorted[int(n · s)]``
+  is pruned, i.e. ``int(n · s) + 1`` weights plus ties per tile, one more than ``exact``,
+  which prunes exactly ``round(n · s)``. The choice moves perplexity slightly; results
+  carry it in their parameters.
 
 Surviving weights are updated (``updates_weights=True``). ``score`` is the saliency of
 the first block without updates (used by DSnoT's ``initial=sparsegpt``).
@@ -24,12 +29,13 @@ the first block without updates (used by DSnoT's ``initial=sparsegpt``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 
 from sparsebench.adapters import PrunableLayer
 from sparsebench.errors import InvalidSpecError
-from sparsebench.masks import select_mask
+from sparsebench.masks import Threshold, select_mask
 from sparsebench.params import param
 from sparsebench.patterns import NM, Group, Unstructured
 from sparsebench.pruning import MethodMeta, PruneContext, ScoreMethod, methods
@@ -39,6 +45,7 @@ from sparsebench.pruning import MethodMeta, PruneContext, ScoreMethod, methods
 class SparseGPTParams:
     blocksize: int = param(128, ge=1)  # columns per lazy-update block
     percdamp: float = param(0.01, ge=0, lt=1)  # dampening, as a fraction of the mean Hessian diagonal
+    threshold: Literal["reference", "exact"] = "reference"  # unstructured count per tile (module docstring)
 
 
 def add_to_hessian(h: torch.Tensor | None, count: int, x: torch.Tensor) -> tuple[torch.Tensor, int]:
@@ -66,7 +73,8 @@ def inverse_hessian_factor(h: torch.Tensor, percdamp: float) -> tuple[torch.Tens
 
 
 def sparsegpt_reconstruct(
-    weight: torch.Tensor, h: torch.Tensor, sparsity: float, nm: NM | None = None, blocksize: int = 128, percdamp: float = 0.01
+    weight: torch.Tensor, h: torch.Tensor, sparsity: float, nm: NM | None = None, blocksize: int = 128, percdamp: float = 0.01,
+    threshold: Threshold = "reference",
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Prune ``weight`` (``[out, in]``) with OBS updates; return ``(new weight, keep mask)``."""
     w = weight.detach().float().clone(memory_format=torch.contiguous_format)
@@ -86,7 +94,7 @@ def sparsegpt_reconstruct(
         err = torch.zeros_like(w1)
         k1 = torch.ones_like(w1, dtype=torch.bool)
         if nm is None:  # adaptive mask for the whole block, from its current (updated) weights
-            k1 = select_mask(w1**2 / d.reshape(1, -1) ** 2, Unstructured(), sparsity, Group.LAYER)
+            k1 = select_mask(w1**2 / d.reshape(1, -1) ** 2, Unstructured(), sparsity, Group.LAYER, threshold)
         for j in range(i2 - i1):
             if nm is not None and j % nm.m == 0:
                 window = slice(j, j + nm.m)
@@ -134,7 +142,8 @@ class SparseGPT(ScoreMethod):
     def prune_layer(self, ctx: PruneContext, layer: PrunableLayer) -> torch.Tensor:
         nm = ctx.pattern if isinstance(ctx.pattern, NM) else None
         w, keep = sparsegpt_reconstruct(
-            layer.weight, self.hessian(layer), ctx.sparsity_for(layer), nm, self.params.blocksize, self.params.percdamp
+            layer.weight, self.hessian(layer), ctx.sparsity_for(layer), nm, self.params.blocksize, self.params.percdamp,
+            self.params.threshold,
         )
         layer.set_weight(w)
         return keep

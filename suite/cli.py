@@ -23,6 +23,9 @@ Examples:
   sparsebench run -m wanda --pattern 2:4 --task wikitext2      # 2:4, WikiText-2 (quick subset)
   sparsebench run -m magnitude --pattern unstructured-global --sparsity 0.7
   sparsebench run -m sparsegpt --suite paper --device cuda     # the literature protocol
+  sparsebench run -m wanda --suite my.toml                     # a suite file (see `suite show quick`)
+  sparsebench run -m wanda --suite wikitext2-ref --calibration wikitext2-valid-tokenized:8x512 \\
+      --set wikitext2.dataset=wikitext2-test-raw --set wikitext2.windows=2   # stored as wikitext2-ref+HASH
   sparsebench list methods
   sparsebench results --format markdown                        # one row per run
   sparsebench results --stale                                  # runs whose method code changed
@@ -61,7 +64,12 @@ def _split_csv(values: Sequence[str]) -> tuple[str, ...]:
 @click.option("--model", default="llama", show_default=True, help="Registered model or alias, local folder, or hub id (org/name[@revision]).")
 @click.option("-s", "--sparsity", type=float, default=None, help="Fraction of weights to zero, in [0, 1). Default 0.5; N:M patterns imply their own.")
 @click.option("-p", "--pattern", default="unstructured", show_default=True, help="unstructured | unstructured-global | N:M (e.g. 2:4) | blockRxC (e.g. block4x4).")
-@click.option("--suite", default="quick", show_default=True, help="Named, versioned protocol: calibration + tasks + settings (see `list suites`).")
+@click.option("--suite", default="quick", show_default=True, help="Named, versioned protocol: calibration + tasks + settings "
+              "(see `suite list`), or a suite file PATH.toml (see `suite show`).")
+@click.option("--calibration", default=None, metavar="DATASET:NxL[@SEED]", help="Calibrate on N windows of L tokens of DATASET "
+              "instead of the suite's (its sampling rule stays). The run is stored under a derived suite identity.")
+@click.option("--set", "sets", multiple=True, metavar="TASK.KEY=VALUE", help="Change one suite setting for this run (repeatable; "
+              "TASK may be `calibration`), e.g. --set wikitext2.windows=16. The run is stored under a derived suite identity.")
 @click.option("-t", "--task", "tasks", multiple=True, help="Evaluate these tasks instead of the suite's (repeat or comma-separate).")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Method parameter (repeatable), e.g. --param lam=0.04.")
 @click.option("--kernels", multiple=True, help="Measure end-to-end latency with these kernels, e.g. dense,csr,bsr; "
@@ -81,14 +89,17 @@ def _split_csv(values: Sequence[str]) -> tuple[str, ...]:
 @click.option("--force", is_flag=True, help="Run again even if this exact spec is already stored (replaces it).")
 @click.option("--dry-run", is_flag=True, help="Validate the spec and print what would run and its spec hash; load no model, write nothing.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
-def run(method, model, sparsity, pattern, suite, tasks, params, kernels, cache, latency_dtype, device, offload, seed, threads, db,
-        force, dry_run, no_progress) -> None:
+def run(method, model, sparsity, pattern, suite, calibration, sets, tasks, params, kernels, cache, latency_dtype, device, offload, seed,
+        threads, db, force, dry_run, no_progress) -> None:
     """Prune MODEL with METHOD, verify the masks, evaluate the suite's tasks, store one record.
 
     A run is identified by its spec hash (method + params + the hash of the method's source,
-    model + revision, pattern, sparsity, suite + version, tasks, seed; kernels and hardware when
+    model + revision, pattern, sparsity, suite identity, tasks, seed; kernels and hardware when
     timing kernels): the same spec is stored once and skipped next time unless --force.
-    Nothing is written unless the whole run succeeds.
+    The suite identity is its name, version and a digest of its effective settings: with
+    --calibration, --set or an edited suite file the name is derived (NAME+HASH), so such runs
+    never land on the named suite's leaderboard. --seed S samples calibration with the suite's
+    seed + S. Nothing is written unless the whole run succeeds.
     """
     from .models import resolve_weights
     from .patterns import parse_pattern
@@ -97,11 +108,16 @@ def run(method, model, sparsity, pattern, suite, tasks, params, kernels, cache, 
     from .runner import run as run_spec
     from .spec import RunSpec, spec_hash
     from .store import Store
+    from .suite_file import load_suite
 
     cls = methods.get(method)
     m = cls.from_options(_parse_params(params))
+    protocol = load_suite(suite)
+    if calibration is not None:
+        protocol = protocol.with_calibration(calibration)
+    protocol = protocol.with_settings(sets) if sets else protocol
     spec = RunSpec(
-        method=cls.name, params=m.params, model=model, pattern=parse_pattern(pattern), sparsity=sparsity, suite=suite,
+        method=cls.name, params=m.params, model=model, pattern=parse_pattern(pattern), sparsity=sparsity, suite=protocol,
         tasks=_split_csv(tasks) or None, seed=seed, device=device, kernels=_split_csv(kernels), offload=offload, threads=threads,
         cache=cache, latency_dtype=latency_dtype,
     )
@@ -133,9 +149,10 @@ def _print_compact(store, run_ids) -> None:  # noqa: ANN001
 
 
 @cli.command("list")
-@click.argument("kind", type=click.Choice(["methods", "models", "tasks", "kernels", "suites", "datasets"]), default="methods")
+@click.argument("kind", type=click.Choice(["methods", "models", "tasks", "kernels", "suites", "datasets", "sampling-rules"]),
+                default="methods")
 def list_cmd(kind: str) -> None:
-    """List what is registered: methods, models, tasks, kernels, suites or datasets."""
+    """List what is registered: methods, models, tasks, kernels, suites, datasets or sampling rules."""
     from . import listing
 
     click.echo(listing.table(kind))
@@ -145,7 +162,7 @@ def list_cmd(kind: str) -> None:
 @click.option("--db", default=None, help="SQLAlchemy URL of the results database (never created by this command).")
 @click.option("-m", "--method", default=None, help="Only this method.")
 @click.option("--model", default=None, help="Only this model.")
-@click.option("--suite", default=None, help="Only this suite.")
+@click.option("--suite", default=None, help="Only this suite (a derived identity such as quick+3f2a1c is its own suite).")
 @click.option("--pattern", default=None, help="Only this pattern (e.g. 2:4).")
 @click.option("-t", "--task", default=None, help="Only this task's metrics.")
 @click.option("--stale", is_flag=True, help="Only runs whose method source has changed since they were stored.")

@@ -80,7 +80,14 @@ def _datasets() -> pd.DataFrame:
     ])
 
 
-TABLES = {"methods": _methods, "models": _models, "tasks": _tasks, "kernels": _kernels, "suites": _suites, "datasets": _datasets}
+def _sampling_rules() -> pd.DataFrame:
+    from .calibration_data import sampling_rules
+
+    return pd.DataFrame([{"rule": n, "description": r.description} for n, r in sampling_rules.items()])
+
+
+TABLES = {"methods": _methods, "models": _models, "tasks": _tasks, "kernels": _kernels, "suites": _suites, "datasets": _datasets,
+          "sampling-rules": _sampling_rules}
 
 
 def table(kind: str, width: int | None = None) -> str:

@@ -4,6 +4,10 @@ A mask is a bool tensor shaped like the weight (``[out, in]`` orientation), ``Tr
 keep. Methods produce scores (higher = more important); :func:`select_mask` picks the
 mask for any pattern within a layer (:func:`select_global` across layers, by the same
 rule); :func:`verify` checks the result on every run before evaluation.
+
+How many scores an unstructured selection drops is its threshold rule: ``exact`` drops
+``round(sparsity * n)``; ``reference`` drops every score at or below ``sorted[int(sparsity * n)]``,
+i.e. ``int(sparsity * n) + 1`` plus ties (the SparseGPT reference code's rule).
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Literal
 
 import torch
 
@@ -18,13 +23,19 @@ from .errors import InvalidSpecError, VerificationError
 from .patterns import NM, Block, Group, Pattern, Unstructured, fits
 
 Masks = dict[str, torch.Tensor]
+Threshold = Literal["exact", "reference"]
 
 
-def _drop_lowest(scores: torch.Tensor, count: int, dim: int | None = None) -> torch.Tensor:
-    """Mask (True = keep) without the ``count`` lowest scores (along ``dim``, or over all).
+def _drop_lowest(scores: torch.Tensor, count: int, dim: int | None = None, at_or_below: bool = False) -> torch.Tensor:
+    """Mask (True = keep) without the ``count`` lowest scores (along ``dim``, or over all);
+    with ``at_or_below``, without every score at or below the one at sorted index ``count``.
 
     The one rule that decides which weights go, used by every selection below.
     """
+    if at_or_below:
+        flat = scores.flatten() if dim is None else scores
+        kth = torch.kthvalue(flat, count + 1, dim=-1 if dim is None else dim, keepdim=dim is not None).values
+        return scores > kth
     mask = torch.ones(scores.shape, dtype=torch.bool, device=scores.device)
     if count <= 0:
         return mask
@@ -37,14 +48,20 @@ def _drop_lowest(scores: torch.Tensor, count: int, dim: int | None = None) -> to
     return mask
 
 
-def select_mask(scores: torch.Tensor, pattern: Pattern, sparsity: float, group: Group = Group.LAYER) -> torch.Tensor:
+def select_mask(scores: torch.Tensor, pattern: Pattern, sparsity: float, group: Group = Group.LAYER,
+                threshold: Threshold = "exact") -> torch.Tensor:
     """Keep the highest scores of a 2-D ``[out, in]`` score matrix under ``pattern``.
 
     Unstructured: the lowest ``sparsity`` fraction of the ``group`` goes (the whole layer,
-    or each output row; for ``global`` see :func:`select_global`). N:M drops the lowest
-    ``m - n`` of every ``m`` consecutive inputs; blocks compete by their summed score
-    within the layer. The pattern's shape rule is checked first.
+    or each output row; for ``global`` see :func:`select_global`), counted by the
+    ``threshold`` rule (module docstring). N:M drops the lowest ``m - n`` of every ``m``
+    consecutive inputs; blocks compete by their summed score within the layer. The
+    pattern's shape rule is checked first.
     """
+    if threshold not in ("exact", "reference"):
+        raise InvalidSpecError(f"threshold rule must be 'exact' or 'reference', got {threshold!r}")
+    if threshold == "reference" and not isinstance(pattern, Unstructured):
+        raise InvalidSpecError(f"the reference threshold rule selects unstructured masks, not {pattern}")
     if scores.dim() != 2:
         raise InvalidSpecError(f"scores must be 2-D [out, in], got shape {tuple(scores.shape)}")
     pattern.check_shape(tuple(scores.shape))
@@ -58,10 +75,12 @@ def select_mask(scores: torch.Tensor, pattern: Pattern, sparsity: float, group: 
         tiles = scores.reshape(rows // r, r, cols // c, c).sum(dim=(1, 3))
         keep = _drop_lowest(tiles, round(sparsity * tiles.numel()))
         return keep.repeat_interleave(r, 0).repeat_interleave(c, 1)
+    reference = threshold == "reference"
     if group is Group.ROW:
-        return _drop_lowest(scores, round(sparsity * cols), dim=1)
+        return _drop_lowest(scores, int(cols * sparsity) if reference else round(sparsity * cols), dim=1, at_or_below=reference)
     if group is Group.LAYER:
-        return _drop_lowest(scores, round(sparsity * scores.numel()))
+        n = scores.numel()
+        return _drop_lowest(scores, int(n * sparsity) if reference else round(sparsity * n), at_or_below=reference)
     raise ValueError(f"select_mask selects within one layer; group {group} spans layers (use select_global)")
 
 

@@ -1,7 +1,7 @@
-"""Method parameters: declared ranges, conversion from strings, validation.
+"""Typed parameters and settings: declared ranges, conversion from strings or file values, validation.
 
-A method's ``Params`` is a frozen dataclass. A numeric field declares its range with
-:func:`param`::
+A method's ``Params``, a task's ``Settings`` and a suite's calibration spec are frozen
+dataclasses. A numeric field declares its range with :func:`param`::
 
     @dataclass(frozen=True)
     class OWLParams:
@@ -11,11 +11,15 @@ A method's ``Params`` is a frozen dataclass. A numeric field declares its range 
 Every method's params are checked once, by the ``Method`` base, however they were made
 (``--param`` on the CLI, a grid file, Python): each numeric value must be finite and
 inside its range, else a one-line :class:`InvalidSpecError` names the parameter and range.
+:func:`from_values` builds one of these dataclasses from a file's values (a suite's TOML
+tables) and :func:`parse_string` reads one value from the command line (``--set``), both
+with the same type and range checks.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import types
 import typing
@@ -88,19 +92,22 @@ def numeric_params(params_cls: type) -> list[NumericParam]:
     return out
 
 
-def check_params(owner: str, params: Any) -> None:
+def check_params(owner: str, params: Any, noun: str = "parameter") -> None:
     """Raise :class:`InvalidSpecError` unless every numeric field of ``params`` is a finite
     number of its type inside its declared range."""
     for p in numeric_params(type(params)):
-        value = getattr(params, p.name)
-        if value is None and p.optional:
-            continue
-        ok_type = isinstance(value, int) if p.type is int else isinstance(value, (int, float))
-        if isinstance(value, bool) or not ok_type:
-            raise InvalidSpecError(f"{owner}: parameter {p.name} must be {'an integer' if p.type is int else 'a number'}, got {value!r}")
-        bounds = p.range or Range()
-        if not math.isfinite(value) or value not in bounds:
-            raise InvalidSpecError(f"{owner}: parameter {p.name} must be a finite number {bounds}".rstrip() + f", got {value!r}")
+        _check_number(owner, noun, p, getattr(params, p.name))
+
+
+def _check_number(owner: str, noun: str, p: NumericParam, value: Any) -> None:
+    if value is None and p.optional:
+        return
+    ok_type = isinstance(value, int) if p.type is int else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok_type:
+        raise InvalidSpecError(f"{owner}: {noun} {p.name} must be {'an integer' if p.type is int else 'a number'}, got {value!r}")
+    bounds = p.range or Range()
+    if not math.isfinite(value) or value not in bounds:
+        raise InvalidSpecError(f"{owner}: {noun} {p.name} must be a finite number {bounds}".rstrip() + f", got {value!r}")
 
 
 def params_from_options(owner: str, params_cls: type, options: Mapping[str, str]) -> Any:
@@ -111,21 +118,21 @@ def params_from_options(owner: str, params_cls: type, options: Mapping[str, str]
     for key, raw in options.items():
         if key not in fields:
             raise InvalidSpecError(f"{owner} has no parameter {key!r}; it has: {', '.join(fields) or 'none'}")
-        kwargs[key] = _convert(raw, hints[key], f"{owner}: parameter {key}")
+        kwargs[key] = parse_string(raw, hints[key], f"{owner}: parameter {key}")
     try:
         return params_cls(**kwargs)
     except (TypeError, ValueError) as exc:
         raise InvalidSpecError(f"{owner}: {exc}") from None
 
 
-def _convert(raw: str, typ: Any, what: str) -> Any:
+def parse_string(raw: str, typ: Any, what: str) -> Any:
+    """``raw`` (a command-line string) read as a value of the field type ``typ``
+    (``none`` for an optional field's None)."""
     typ, optional = _unwrap_optional(typ)
     if optional and raw.lower() in ("none", "null"):
         return None
     if typing.get_origin(typ) is typing.Literal:
-        if raw not in typing.get_args(typ):
-            raise InvalidSpecError(f"{what} must be one of {typing.get_args(typ)}, got {raw!r}")
-        return raw
+        return check_value(raw, typ, what)
     try:
         if typ is bool:
             if raw.lower() in ("1", "true", "yes", "on"):
@@ -136,3 +143,49 @@ def _convert(raw: str, typ: Any, what: str) -> Any:
         return typ(raw)
     except (TypeError, ValueError):
         raise InvalidSpecError(f"{what}: cannot read {raw!r} as {getattr(typ, '__name__', typ)}") from None
+
+
+def did_you_mean(name: str, choices: Any) -> str:
+    """``"did you mean 'x'? "`` for the choices close to ``name`` (or nothing), then all of them."""
+    choices = list(choices)
+    close = difflib.get_close_matches(name, choices, n=2, cutoff=0.6)
+    hint = f"did you mean {' or '.join(repr(c) for c in close)}? " if close else ""
+    return f"{hint}(known: {', '.join(choices) or 'none'})"
+
+
+def check_value(value: Any, typ: Any, what: str) -> Any:
+    """``value`` as a file gives it (str, int, float, bool; None for an unset optional) if it
+    is of the field type ``typ``; an int for a float field becomes a float."""
+    typ, optional = _unwrap_optional(typ)
+    if value is None and optional:
+        return None
+    if typing.get_origin(typ) is typing.Literal:
+        if value not in typing.get_args(typ):
+            raise InvalidSpecError(f"{what} must be one of {', '.join(map(repr, typing.get_args(typ)))}, got {value!r}")
+        return value
+    kinds = {bool: (bool, "true or false"), int: (int, "an integer"), float: ((int, float), "a number"), str: (str, "a string")}
+    if typ not in kinds:
+        raise TypeError(f"{what} has type {typ!r}, which a file cannot set")
+    accepted, words = kinds[typ]
+    if not isinstance(value, accepted) or (typ is not bool and isinstance(value, bool)):
+        raise InvalidSpecError(f"{what} must be {words}, got {value!r}")
+    return float(value) if typ is float else value
+
+
+def from_values(owner: str, cls: type, values: Mapping[str, Any], noun: str = "setting") -> Any:
+    """``cls`` (a frozen dataclass) from ``values`` as read from a file: unknown keys, wrong
+    types, non-finite numbers and values outside a declared range are one-line errors."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in values.items():
+        if key not in names:
+            raise InvalidSpecError(f"{owner} has no {noun} {key!r}; {did_you_mean(key, names)}")
+        kwargs[key] = check_value(value, hints[key], f"{owner}: {noun} {key}")
+    for p in numeric_params(cls):
+        if p.name in kwargs:
+            _check_number(owner, noun, p, kwargs[p.name])
+    try:
+        return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise InvalidSpecError(f"{owner}: {exc}") from None

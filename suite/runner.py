@@ -18,7 +18,7 @@ from typing import Any
 import torch
 
 from . import provenance
-from .data import Resolved
+from .data import Resolved, resolve
 from .drivers import choose_driver
 from .errors import InvalidSpecError, VerificationError
 from .masks import MaskReport, fingerprint, require, verify
@@ -27,9 +27,10 @@ from .patterns import Unstructured, resolve_sparsity
 from .pruning import Method, PruneContext, methods
 from .record import RunRecord, build_record, measurements
 from .source_hash import method_source_hash
-from .spec import Identity, RunSpec, SuiteIdentity, params_dict, spec_hash
+from .spec import Identity, RunSpec, params_dict, spec_hash
 from .store import Store
-from .suites import Suite, suites
+from .suite_file import load_suite
+from .suites import Suite
 from .task import Metric
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def plan(spec: RunSpec) -> Plan:
     """Validate ``spec`` without loading anything heavy; raise a one-line error if it is wrong."""
     cls = methods.get(spec.method)
     method = cls(spec.params)
-    suite = suites.get(spec.suite)
+    suite = load_suite(spec.suite)
     task_names = suite.task_list(spec.tasks)
     entry = resolve_model(spec.model)
     if entry.kind != suite.modality:
@@ -105,15 +106,29 @@ def identity_of(p: Plan, model_revision: str) -> Identity:
     return Identity(
         method=spec.method, params=params, method_source=method_source_hash(spec.method, params), model=p.model.name,
         model_revision=model_revision, pattern=str(spec.pattern), sparsity=p.sparsity,
-        suite=SuiteIdentity(p.suite.name, p.suite.version), tasks=p.tasks, seed=spec.seed, kernels=timed,
+        suite=p.suite.identity(), tasks=p.tasks, seed=spec.seed, kernels=timed,
         hardware=provenance.hardware_name(spec.device) if timed else None,
         cache=spec.cache if timed else None, latency_dtype=spec.latency_dtype if timed else None,
     )
 
 
-def _calibration(p: Plan, seed: int):
-    """The suite's calibration spec, sampled with the run's seed (``--seed``), for methods that calibrate."""
-    return replace(p.suite.calibration, seed=seed) if p.method.meta.needs_calibration else None
+def _calibration(p: Plan):
+    """The suite's calibration spec for methods that calibrate; the run's seed (``--seed``)
+    offsets the suite's calibration seed (seed 0 samples exactly what the suite says)."""
+    c = p.suite.calibration
+    return replace(c, seed=c.seed + p.spec.seed) if p.method.meta.needs_calibration else None
+
+
+def data_sources(p: Plan) -> dict[str, Resolved]:
+    """Where each dataset the run reads resolves from (calibration text, task texts), found
+    before the model is loaded so that missing data fails first; one-line error otherwise."""
+    from .tasks.imagenet.data import is_image_asset
+
+    names = [t for name in p.tasks for t in p.suite.make_task(name).datasets()]
+    calibration = _calibration(p)
+    if calibration is not None and not is_image_asset(calibration.dataset):
+        names.insert(0, calibration.dataset)
+    return {name: resolve(name) for name in dict.fromkeys(names)}
 
 
 def _peak_memory_mb(device: torch.device) -> float:
@@ -142,7 +157,7 @@ def describe(p: Plan, identity: Identity) -> str:
     params = "".join(f" {k}={v}" for k, v in identity.params.items())
     kernels = f", timing {','.join(identity.kernels)} on {identity.hardware}" if identity.kernels else ""
     return (f"{s.method}{params} on {p.model.name} (revision {identity.model_revision[:16]}), {p.sparsity:.0%} {s.pattern}, "
-            f"suite {p.suite.name} v{p.suite.version}: {', '.join(p.tasks)}; seed {s.seed}{kernels}")
+            f"suite {identity.suite.name} v{identity.suite.version}: {', '.join(p.tasks)}; seed {s.seed}{kernels}")
 
 
 def run(
@@ -162,13 +177,15 @@ def run(
     if not force and (old := store.has_run(h)) is not None:
         echo(f"already stored as run {old.id} (spec {h[:12]}); use --force to run again")
         return RunResult(h, old.id, skipped=True)
+    echo(f"suite {identity.suite.name} v{identity.suite.version} (settings {identity.suite.settings[:12]})")
+    sources = data_sources(p)
     with torch_threads(spec.threads):
-        record, metrics, report = _execute(p, identity, weights, progress, echo)
+        record, metrics, report = _execute(p, identity, weights, sources, progress, echo)
     run_id = store.write_run(record, replace=force)
     return RunResult(h, run_id, False, record, metrics, report)
 
 
-def _execute(p: Plan, identity: Identity, weights: Resolved, progress: bool,
+def _execute(p: Plan, identity: Identity, weights: Resolved, sources: dict[str, Resolved], progress: bool,
              echo: Callable[[str], None]) -> tuple[RunRecord, list[Metric], MaskReport]:
     """Load, prune, verify, evaluate and time; the record of it (nothing is stored here)."""
     spec = p.spec
@@ -183,7 +200,7 @@ def _execute(p: Plan, identity: Identity, weights: Resolved, progress: bool,
     targeted = [layer.name for layer in adapter.prunable_layers(loaded.model)]
     before = fingerprint(dict(adapter.iter_untargeted(loaded.model)))
 
-    ctx = PruneContext(loaded, spec.pattern, p.sparsity, spec.seed, _calibration(p, spec.seed), progress,
+    ctx = PruneContext(loaded, spec.pattern, p.sparsity, spec.seed, _calibration(p), progress,
                        compute_device=device if spec.offload else None)
     echo(f"pruning with {spec.method} to {p.sparsity:.0%} {spec.pattern} ...")
     t0 = time.perf_counter()
@@ -215,6 +232,8 @@ def _execute(p: Plan, identity: Identity, weights: Resolved, progress: bool,
     prov["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     prov["mask_report"] = {"achieved": report.achieved_sparsity, "nm_valid": report.nm_valid, "layers": len(report.layers)}
     prov["model_source"] = loaded.source
+    prov["suite"] = {"source": p.suite.origin, "settings": p.suite.settings()}
+    prov["datasets"] = {name: {"source": r.source.describe(), "revision": r.revision} for name, r in sources.items()}
     if converted is not None:
         prov["converted_weights"] = converted
     if spec.offload:  # pruned block by block on spec.device; the model, and so the tasks, stayed on the CPU

@@ -4,8 +4,9 @@ A :class:`RunSpec` is what a user asks for (strings parsed into types at the CLI
 :class:`Identity` is what defines the numbers of a result: the method with its parameters and
 the hash of its source, the model and the revision loaded, the pattern and sparsity, the
 suite's identity, the tasks and the seed, and, only for runs that time kernels, the kernels
-and the hardware they ran on. :func:`spec_hash` is the one function that hashes it. Nothing
-about the process (threads, device index, time) is part of it.
+and the hardware they ran on. :func:`spec_hash` hashes it with :func:`digest`, which also
+hashes a suite's effective settings. Nothing about the process (threads, device index,
+time) is part of it.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class RunSpec:
     model: str = "llama"
     pattern: Pattern = field(default_factory=Unstructured)
     sparsity: float | None = 0.5
-    suite: str = "quick"
+    suite: Any = "quick"  # a registered suite's name, a suite file's path, or a sparsebench.suites.Suite
     tasks: tuple[str, ...] | None = None  # None = the suite's tasks
     seed: int = 0
     device: str = "cpu"
@@ -78,21 +79,30 @@ def canonical_json(obj: Any) -> bytes:
     return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False, default=str).encode()
 
 
+def digest(obj: Any) -> str:
+    """sha256 (hex) of the canonical JSON of ``obj``."""
+    return hashlib.sha256(canonical_json(obj)).hexdigest()
+
+
 @dataclass(frozen=True)
 class SuiteIdentity:
-    """What identifies a suite's protocol in a result."""
+    """What identifies a suite's protocol in a result: its name (derived, ``NAME+HASH6``, where
+    its settings are not the registered suite's), its version and the digest of its effective
+    settings (see :class:`sparsebench.suites.Suite`)."""
 
     name: str
     version: str
+    settings: str
 
     def payload(self) -> dict[str, Any]:
-        return {"name": self.name, "version": self.version}
+        return {"name": self.name, "version": self.version, "settings": self.settings}
 
     @classmethod
     def from_payload(cls, data: Any) -> SuiteIdentity:
-        if not isinstance(data, Mapping) or set(data) != {"name", "version"} or not all(isinstance(v, str) for v in data.values()):
-            raise InvalidSpecError(f"a suite identity is {{name, version}}, got {str(data)[:80]}")
-        return cls(data["name"], data["version"])
+        keys = {"name", "version", "settings"}
+        if not isinstance(data, Mapping) or set(data) != keys or not all(isinstance(v, str) for v in data.values()):
+            raise InvalidSpecError(f"a suite identity is {{name, version, settings}}, got {str(data)[:80]}")
+        return cls(data["name"], data["version"], data["settings"])
 
 
 @dataclass(frozen=True)
@@ -171,5 +181,5 @@ class Identity:
 
 
 def spec_hash(identity: Identity) -> str:
-    """The hash a result is stored under: sha256 over the canonical JSON of its identity."""
-    return hashlib.sha256(canonical_json(identity.payload())).hexdigest()
+    """The hash a result is stored under: the digest of its identity."""
+    return digest(identity.payload())

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 import typing
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 
-from .errors import InvalidSpecError
+from .params import from_values
 from .registry import Registry
 
 if typing.TYPE_CHECKING:
@@ -68,12 +67,15 @@ class Task(ABC):
         self.settings = settings if settings is not None else self.Settings()
 
     @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> Task:
-        names = {f.name for f in dataclasses.fields(cls.Settings)}
-        unknown = set(values) - names
-        if unknown:
-            raise InvalidSpecError(f"task {cls.meta.name!r} has no setting(s) {sorted(unknown)}; it has {sorted(names)}")
-        return cls(cls.Settings(**values))
+    def from_mapping(cls, values: Mapping[str, Any], owner: str | None = None) -> Task:
+        """The task with ``values`` (as a suite file gives them) for its settings; unknown
+        keys, wrong types and out-of-range values are one-line errors naming ``owner``."""
+        return cls(from_values(owner or f"task {cls.meta.name!r}", cls.Settings, values))
+
+    def datasets(self) -> tuple[str, ...]:
+        """The registered datasets the task reads with its settings (checked before a run
+        loads the model; empty: the task checks its data itself)."""
+        return ()
 
     @abstractmethod
     def evaluate(self, loaded: LoadedModel, progress: bool = True) -> list[Metric]:

@@ -94,7 +94,7 @@ def synthetic_run(
     kernel_names = tuple(k[0] for k in kernels)
     source = method_source or current_method_source(method, params or {}) or "synthetic"
     identity = Identity(method=method, params=params or {}, method_source=source, model=model, model_revision="synthetic",
-                        pattern=pattern, sparsity=sparsity, suite=SuiteIdentity(suite, suite_version), tasks=(task_name,),
+                        pattern=pattern, sparsity=sparsity, suite=SuiteIdentity(suite, suite_version, "synthetic"), tasks=(task_name,),
                         seed=seed, kernels=kernel_names, hardware=hardware if kernels else None)
     label = f"{hardware} ({threads} threads)"
     prov = {"git_sha": "0" * 40, "packages": {"sparsebench": "0.1.0", "torch": "synthetic", "transformers": "synthetic"},

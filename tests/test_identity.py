@@ -117,7 +117,7 @@ def test_the_run_stores_what_the_sweep_predicts_and_threads_go_to_provenance(tin
 
 def test_identity_rejects_what_it_cannot_hash():
     base = dict(method="m", params={}, method_source="s", model="x", model_revision="r", pattern="unstructured", sparsity=0.5,
-                suite=SuiteIdentity("unit", "1"), tasks=("t",), seed=0)
+                suite=SuiteIdentity("unit", "1", "synthetic"), tasks=("t",), seed=0)
     with pytest.raises(InvalidSpecError, match="seed must be an integer >= 0"):
         Identity(**{**base, "seed": -1})
     with pytest.raises(InvalidSpecError, match="parameter lam is not a finite number"):

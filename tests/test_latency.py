@@ -139,7 +139,7 @@ def test_cache_regime_and_latency_dtype_change_the_spec_hash_only_with_kernels()
     from sparsebench.spec import Identity, SuiteIdentity, spec_hash
 
     base = dict(method="m", params={}, method_source="0" * 64, model="x", model_revision="r", pattern="unstructured",
-                sparsity=0.5, suite=SuiteIdentity("s", "1"), tasks=("t",), seed=0)
+                sparsity=0.5, suite=SuiteIdentity("s", "1", "synthetic"), tasks=("t",), seed=0)
     with pytest.raises(InvalidSpecError):  # no kernels timed: the regime is not part of the identity
         Identity(**base, cache="hot")
     timed = {**base, "kernels": ("csr",), "hardware": "cpu"}

@@ -14,6 +14,7 @@ CHECK = (
     "import sparsebench, sparsebench.methods, sparsebench.tasks, sparsebench.kernels, sparsebench.site, sparsebench.commands; "
     "from sparsebench.pruning import methods; assert 'magnitude' in methods.list(); "
     "from sparsebench.task import tasks; assert {'squad-retrieval', 'imagenet-samples', 'arc_easy'} <= set(tasks.list()); "
+    "from sparsebench.suites import suites; assert {'quick', 'paper', 'unit', 'wikitext2-ref'} <= set(suites.list()); "
     "print(sparsebench.methods.__file__)"
 )
 
@@ -26,6 +27,8 @@ def test_regular_install_imports(tmp_path):
     # no generic top-level names are shipped into site-packages
     top = {p.name for p in target.iterdir() if not p.name.endswith((".dist-info", ".egg-info"))}
     assert top - {"bin"} == {"sparsebench"}, top
+    shipped = {p.name for p in (target / "sparsebench" / "builtin_suites").glob("*.toml")}  # package data: the suite files
+    assert {p.name for p in (ROOT / "suite" / "builtin_suites").glob("*.toml")} == shipped and "wikitext2-ref.toml" in shipped
     env = dict(os.environ, PYTHONPATH=str(target))
     out = subprocess.run([sys.executable, "-c", CHECK], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip().startswith(str(target))

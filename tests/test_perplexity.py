@@ -55,7 +55,7 @@ def test_quick_windows_are_the_whole_streams_first_windows(tiny_model_dirs):
     from sparsebench.models import load_model, resolve_model
 
     loaded = load_model(resolve_model(str(tiny_model_dirs["llama"])))
-    task = tasks.get("lambada-ppl").from_mapping({"seqlen": 64, "max_windows": 3})
+    task = tasks.get("lambada-ppl").from_mapping({"seqlen": 64, "windows": 3})
     assert torch.equal(task.token_stream(loaded, 3 * 64), task.token_stream(loaded, None)[: 3 * 64])
     (row,) = task.evaluate(loaded, progress=False)
     assert row.details["windows"] == 3 and row.n == 3 * 63

@@ -97,7 +97,7 @@ def fake_run(i: int, error: str | None = None, value: float = 0.0):
     from sparsebench.spec import Identity, SuiteIdentity
 
     identity = Identity(method="magnitude", params={}, method_source="s", model="m", model_revision="r", pattern="unstructured",
-                        sparsity=0.5, suite=SuiteIdentity("unit", "1"), tasks=("lambada-ppl",), seed=i)
+                        sparsity=0.5, suite=SuiteIdentity("unit", "1", "synthetic"), tasks=("lambada-ppl",), seed=i)
     metrics = (MetricRecord("lambada-ppl", "1", "perplexity", value, False), MetricRecord("lambada-ppl", "1", "loss", value + 0.5, False))
     return build_record(identity, request={}, device="cpu", hardware="h", provenance={"git_sha": "0"},
                         outcome=error if error is not None else Measurements(0.5, 1.0, 1.0, 1.0, None, metrics))

@@ -27,7 +27,7 @@ if "unit-zeroshot" not in suites:
         "unit-zeroshot", "1", "tiny perplexity + tiny zero-shot subsets, for tests",
         CalibrationSpec("lambada-text", nsamples=4, seqlen=64, seed=0),
         ("lambada-ppl", "arc_easy", "piqa"),
-        {"lambada-ppl": {"seqlen": 64, "max_windows": 2},
+        {"lambada-ppl": {"seqlen": 64, "windows": 2},
          "arc_easy": {"limit": 4, "split": "validation", "batch_size": 4},
          "piqa": {"limit": 4, "batch_size": 4}},
     ))
