@@ -24,8 +24,7 @@ Examples:
   sparsebench run -m magnitude --pattern unstructured-global --sparsity 0.7
   sparsebench run -m sparsegpt --suite paper --device cuda     # the literature protocol
   sparsebench run -m wanda --suite my.toml                     # a suite file (see `suite show quick`)
-  sparsebench run -m wanda --suite wikitext2-ref --calibration wikitext2-valid-tokenized:8x512 \\
-      --set wikitext2.dataset=wikitext2-test-raw --set wikitext2.windows=2   # stored as wikitext2-ref+HASH
+  sparsebench run -m wanda --suite wikitext2-ref-offline --set wikitext2.windows=2  # stored as wikitext2-ref-offline+HASH
   sparsebench list methods
   sparsebench results --format markdown                        # one row per run
   sparsebench results --stale                                  # runs whose method code changed

@@ -76,6 +76,7 @@ def test_a_changed_setting_changes_the_digest_and_derives_the_name():
     ("wikitext2.windows=none", lambda s: s.settings_of("wikitext2").windows is None),
     ("wikitext2.dataset=wikitext2-test-raw", lambda s: s.settings_of("wikitext2").dataset == "wikitext2-test-raw"),
     ("arc_easy.limit=none", lambda s: s.settings_of("arc_easy").limit is None),
+    ("arc_easy.limit=0", lambda s: s.settings_of("arc_easy").limit is None),  # 0 is the whole split too
     ("arc_easy.split=validation", lambda s: s.settings_of("arc_easy").split == "validation"),
     ("calibration.nsamples=8", lambda s: s.calibration.nsamples == 8),
     ("calibration.rule=reference", lambda s: s.calibration.rule == "reference"),
@@ -138,6 +139,13 @@ def test_a_python_suite_with_mappings_is_checked_like_a_file():
 GOOD = (files("sparsebench.builtin_suites") / "unit.toml").read_text()
 
 
+def test_limit_zero_and_none_are_one_identity():
+    from sparsebench.suites import suites
+
+    quick = suites.get("quick")
+    assert quick.with_settings(["arc_easy.limit=0"]).identity() == quick.with_settings(["arc_easy.limit=none"]).identity()
+
+
 @pytest.mark.parametrize("edit,expected", [
     (("windows = 2", "windos = 2"), "[lambada-ppl] has no setting 'windos'; did you mean 'windows'?"),
     (("nsamples = 4", 'nsamples = "4"'), "[calibration]: setting nsamples must be an integer, got '4'"),
@@ -148,7 +156,7 @@ GOOD = (files("sparsebench.builtin_suites") / "unit.toml").read_text()
     (('version = "1"', 'verison = "1"'), "unknown key 'verison'; did you mean 'version'?"),
     (('rule = "documents"', 'rule = "documentz"'), "unknown sampling-rule 'documentz'"),
     (("[lambada-ppl]", "[lambada-pp]"), "unknown task 'lambada-pp'; did you mean 'lambada-ppl'?"),
-    (('tasks = ["lambada-ppl"]', 'tasks = ["lambada-ppl", "arc_easy"]\n[arc_easy]\nlimit = 0'), "zero-shot limit must be >= 1"),
+    (('tasks = ["lambada-ppl"]', 'tasks = ["lambada-ppl", "arc_easy"]\n[arc_easy]\nlimit = -1'), "zero-shot limit must be >= 0"),
     (("seqlen = 64\nwindows = 2", "seqlen = nan\nwindows = 2"), "must be an integer, got nan"),
     (('name = "unit"', "name = "), "not valid TOML"),
 ])

@@ -141,7 +141,8 @@ def test_settings_are_checked():
     with pytest.raises(InvalidSpecError, match="split"):
         cls.from_mapping({"split": "train"})
     with pytest.raises(InvalidSpecError, match="limit"):
-        cls.from_mapping({"limit": 0})
+        cls.from_mapping({"limit": -1})
+    assert cls.from_mapping({"limit": 0}).settings.limit is None  # 0: the whole split
     with pytest.raises(InvalidSpecError, match="batch_size"):
         cls.from_mapping({"batch_size": 0})
     with pytest.raises(InvalidSpecError, match="no setting"):

@@ -44,14 +44,16 @@ _OFFLINE_ENV = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
 
 @dataclass(frozen=True)
 class ZeroShotSettings:
-    limit: int | None = None  # None: the whole split; n: a fixed random subset of n documents
+    limit: int | None = None  # None (or 0): the whole split; n: a fixed random subset of n documents
     seed: int = 0  # seeds the subset (and lm-eval's own seeds)
     split: str | None = None  # None: the split lm-eval's standard task evaluates
     batch_size: int = 16  # scores do not depend on it (tests/test_zeroshot.py)
 
     def __post_init__(self) -> None:
-        if self.limit is not None and self.limit < 1:
-            raise InvalidSpecError(f"zero-shot limit must be >= 1 or None, got {self.limit}")
+        if self.limit is not None and self.limit < 0:
+            raise InvalidSpecError(f"zero-shot limit must be >= 0 (0 or none: the whole split), got {self.limit}")
+        if self.limit == 0:  # one spelling of "the whole split", so both give one suite identity
+            object.__setattr__(self, "limit", None)
         if self.batch_size < 1:
             raise InvalidSpecError(f"zero-shot batch_size must be >= 1, got {self.batch_size}")
 
