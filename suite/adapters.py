@@ -10,7 +10,10 @@ no per-family code: the *blocks* are the children of the longest ``nn.ModuleList
 identical modules (decoder layers, encoder layers, stages); the *prunable layers* are the
 ``nn.Linear`` (and GPT-2 ``Conv1D``, optionally ``nn.Conv2d``) modules inside blocks.
 Embeddings and the LM head live outside the blocks and are therefore never pruned by
-default, as in the literature. No other module knows a model's attribute names.
+default, as in the literature. No other module knows a model's attribute names. A family
+whose calls the generic code cannot find by itself (Gemma 3's interleaved attention kinds, its
+BOS rule) registers an adapter under its ``config.model_type`` (:data:`language_adapters`,
+built-ins in ``sparsebench.families``).
 
 Vision: with ``include_conv`` the ``nn.Conv2d`` layers inside blocks are prunable too, except
 grouped / depthwise convolutions (``groups > 1``), whose ``[out, in/groups * kh * kw]``
