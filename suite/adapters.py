@@ -10,7 +10,10 @@ no per-family code: the *blocks* are the children of the longest ``nn.ModuleList
 identical modules (decoder layers, encoder layers, stages); the *prunable layers* are the
 ``nn.Linear`` (and GPT-2 ``Conv1D``, optionally ``nn.Conv2d``) modules inside blocks.
 Embeddings and the LM head live outside the blocks and are therefore never pruned by
-default, as in the literature. No other module knows a model's attribute names.
+default, as in the literature. No other module knows a model's attribute names. A family
+whose calls the generic code cannot find by itself (Gemma 3's interleaved attention kinds, its
+BOS rule) registers an adapter under its ``config.model_type`` (:data:`language_adapters`,
+built-ins in ``sparsebench.families``).
 
 Vision: with ``include_conv`` the ``nn.Conv2d`` layers inside blocks are prunable too, except
 grouped / depthwise convolutions (``groups > 1``), whose ``[out, in/groups * kh * kw]``
@@ -31,6 +34,7 @@ import torch
 from torch import nn
 
 from .errors import SparsebenchError
+from .registry import Registry
 
 
 def _is_conv1d(module: nn.Module) -> bool:
@@ -105,7 +109,8 @@ class ModelBlock:
         return _hidden_of(self.module(hidden, *args, **kwargs))
 
 
-BlockCallRecorder = Callable[[tuple[Any, ...], dict[str, Any]], None]
+BlockCallRecorder = Callable[[tuple[Any, ...], dict[str, Any], str], None]
+"""``record(args, kwargs, kind)``: one call of the first block of ``kind`` (see :meth:`ModelAdapter.block_kinds`)."""
 
 
 class ModelAdapter:
@@ -180,6 +185,15 @@ class ModelAdapter:
             seen.add(id(p))
             yield name, p
 
+    def block_kinds(self, model: nn.Module) -> tuple[str, ...]:
+        """One label per block (in :meth:`blocks` order); blocks of one kind are called with the
+        same arguments besides their hidden states. One kind (``""``) unless a family says otherwise."""
+        return ("",) * len(self.blocks(model))
+
+    def begin_windows(self, windows: torch.Tensor, processor: Any) -> torch.Tensor:
+        """Model inputs (token windows, image batches) as the family must see them; unchanged by default."""
+        return windows
+
     def max_context(self, model: nn.Module) -> int | None:
         """The longest sequence the model's configuration allows, if it states one."""
         cfg = getattr(model, "config", None)
@@ -221,6 +235,20 @@ class _RecordingBlock(nn.Module):
         return self.block(*args, **kwargs)
 
 
+class _RecordingStandIn(nn.Module):
+    """Stands in for a later block: passes each call to ``record`` and returns its hidden states
+    unchanged (only the call's other arguments are wanted; the block itself never runs)."""
+
+    def __init__(self, record: Callable[[tuple[Any, ...], dict[str, Any]], None] | None):
+        super().__init__()
+        self.record = record
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        if self.record is not None:
+            self.record(args, kwargs)
+        return ModelAdapter.split_block_call(args, kwargs)[0]
+
+
 @contextmanager
 def _swapped(model: nn.Module, path: str, replacement: nn.Module) -> Iterator[None]:
     parent_name, _, attr = path.rpartition(".")
@@ -242,15 +270,26 @@ def _cache_keyword(model_class: type) -> str:
 class LanguageModelAdapter(ModelAdapter):
     """Hugging Face language models (causal and masked): token ids in, logits out."""
 
+    # the LM's own tokenizer decides whether a text starts with BOS; lm-eval is told to add it where a family needs it
+    add_bos_token: bool | None = None
+
     def feed_first_block(self, model: nn.Module, batches: torch.Tensor, device: torch.device, record: BlockCallRecorder) -> None:
-        """The block list is swapped for a one-element list holding a recorder around block 0,
-        and the backbone (``base_model``: the model without its head, e.g. a 49k-vocabulary LM
-        head) runs on each sequence of token ids: neither the head nor blocks 1..N execute, and
-        only the stem (embeddings, rotary, final norm) and block 0 visit ``device``."""
+        """The block list is swapped for a short list: a recorder around block 0, then, up to the
+        first block of the last new kind (:meth:`block_kinds`), stand-ins that record the first
+        call of each further kind and pass the hidden states through. The backbone
+        (``base_model``: the model without its head, e.g. a 49k-vocabulary LM head) runs on each
+        sequence of token ids: neither the head nor blocks 1..N execute, and only the stem
+        (embeddings, rotary, final norm) and block 0 visit ``device``."""
         prefix, blocks = self.block_list(model)
+        kinds = self.block_kinds(model)
+        firsts = {kind: kinds.index(kind) for kind in dict.fromkeys(kinds)}
+        short: list[nn.Module] = [_RecordingBlock(blocks[0], lambda a, k: record(a, k, kinds[0]))]
+        for i in range(1, max(firsts.values()) + 1):
+            first = firsts[kinds[i]] == i
+            short.append(_RecordingStandIn((lambda a, k, kind=kinds[i]: record(a, k, kind)) if first else None))
         backbone = getattr(model, "base_model", model)
         home = next(model.parameters()).device
-        with _swapped(model, prefix, nn.ModuleList([_RecordingBlock(blocks[0], record)])):
+        with _swapped(model, prefix, nn.ModuleList(short)):
             backbone.to(device)
             try:
                 for i in range(batches.shape[0]):
@@ -286,7 +325,7 @@ class ImageAdapter(ModelAdapter):
         block records its calls."""
         _, blocks = self.block_list(model)
         home = next(model.parameters()).device
-        handle = blocks[0].register_forward_pre_hook(lambda _module, args, kwargs: record(args, kwargs), with_kwargs=True)
+        handle = blocks[0].register_forward_pre_hook(lambda _module, args, kwargs: record(args, kwargs, ""), with_kwargs=True)
         model.to(device)
         try:
             for i in range(batches.shape[0]):
@@ -294,3 +333,15 @@ class ImageAdapter(ModelAdapter):
         finally:
             handle.remove()
             model.to(home)
+
+
+# Family adapters for Hugging Face language models, by ``config.model_type``; the generic
+# :class:`LanguageModelAdapter` serves every model type not registered here.
+language_adapters: Registry[type[LanguageModelAdapter]] = Registry(
+    "language-adapter", builtins="sparsebench.families", entry_point_group="sparsebench.language_adapters")
+
+
+def language_adapter(model: nn.Module) -> LanguageModelAdapter:
+    """The adapter for a Hugging Face language model: its family's, else the generic one."""
+    model_type = getattr(getattr(model, "config", None), "model_type", None)
+    return language_adapters.get(model_type)() if model_type in language_adapters else LanguageModelAdapter()

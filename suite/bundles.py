@@ -346,6 +346,16 @@ class _DryRun(Exception):
     """Raised inside the transaction to roll a dry run back."""
 
 
+def bundle_files(paths: Iterable[Path]) -> list[Path]:
+    """``paths`` with each folder replaced by the ``*.json`` files anywhere under it (sorted)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if not p.exists():
+            raise BundleError(f"{p}: no such bundle file or folder")
+        out.extend(sorted(q for q in p.rglob("*.json") if q.is_file()) if p.is_dir() else [p])
+    return out
+
+
 def read_bundles(paths: Sequence[Path], max_bytes: int = DEFAULT_MAX_BYTES) -> list[_Checked]:
     """Read and validate every bundle in ``paths`` (touching no database)."""
     return [read_bundle(p, max_bytes)[1] for p in paths]

@@ -9,8 +9,9 @@ a method may also run a read-only pass of its own (OWL's outlier ratios).
    sequence to the model so that block 0 is called (for language models a recorder stands
    in for block 0 while the backbone runs, so neither the LM head nor blocks 1..N execute;
    image models run whole, with a pre-hook on block 0). Each call's hidden states and the
-   first call's other arguments (attention mask, position embeddings, ...) are kept; no
-   exception is used as control flow;
+   first call's other arguments (attention mask, position embeddings, ...) are kept, once
+   per kind of block where a family calls its blocks differently (Gemma 3's sliding-window
+   and global layers); no exception is used as control flow;
 3. for each block: forward hooks on its prunable layers feed ``observe(layer, x)``; the
    driver's ``step(block)`` runs (pruning its layers); the block is run again with the
    pruned weights and its outputs become the next block's inputs.
@@ -21,7 +22,8 @@ Hessians. With ``PruneContext.compute_device`` set to a GPU while the model
 stays on the CPU, each block is moved to the GPU only while it is processed (offload).
 
 All calibration sequences have the same length and no padding, so the keyword arguments
-captured with the first sequence (mask, positions) are valid for all of them.
+captured with the first sequence (mask, positions) are valid for all of them. Calibration
+windows go through the adapter's ``begin_windows`` (Gemma 3: ``<bos>`` first) as the tasks' do.
 """
 
 from __future__ import annotations
@@ -49,11 +51,17 @@ BlockStep = Callable[[ModelBlock], None]
 
 @dataclass
 class BlockInputs:
-    """Inputs of the current block: one hidden-state tensor per sequence, shared extras."""
+    """Inputs of the current block: one hidden-state tensor per sequence, and the other
+    arguments of a block call, shared by the sequences, per kind of block (``calls``) with
+    each block's kind (``kinds``, in block order)."""
 
     hidden: list[torch.Tensor]
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any]
+    calls: dict[str, tuple[tuple[Any, ...], dict[str, Any]]]
+    kinds: tuple[str, ...]
+
+    def call_of(self, index: int) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """The positional and keyword arguments (besides the hidden states) block ``index`` is called with."""
+        return self.calls[self.kinds[index]]
 
 
 def to_device(obj: Any, device: torch.device) -> Any:
@@ -82,7 +90,8 @@ def calibration_tokens(ctx: PruneContext) -> torch.Tensor:
     # sampled once per run: methods with two passes (OWL, then its base) reuse the tokens
     key = (ctx.calibration, id(ctx.loaded.processor), ctx.loaded.max_context)
     if ctx.token_cache is None or ctx.token_cache[0] != key:
-        ctx.token_cache = (key, sample_calibration(ctx.calibration, ctx.loaded.processor, ctx.loaded.max_context))
+        tokens = sample_calibration(ctx.calibration, ctx.loaded.processor, ctx.loaded.max_context)
+        ctx.token_cache = (key, ctx.loaded.adapter.begin_windows(tokens, ctx.loaded.processor))
     return ctx.token_cache[1]
 
 
@@ -91,13 +100,15 @@ def capture_block_inputs(ctx: PruneContext, tokens: torch.Tensor) -> BlockInputs
     """Feed each sequence of ``tokens`` to the model and return what block 0 was called with."""
     adapter = ctx.loaded.adapter
     compute = ctx.compute_device or ctx.loaded.device
-    inputs = BlockInputs([], (), {})
+    kinds = adapter.block_kinds(ctx.loaded.model)
+    inputs = BlockInputs([], {}, kinds)
 
-    def record(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    def record(args: tuple[Any, ...], kwargs: dict[str, Any], kind: str) -> None:
         hidden, rest, extra = adapter.split_block_call(args, kwargs)
-        if not inputs.hidden:
-            inputs.args, inputs.kwargs = to_device(rest, compute), to_device(extra, compute)
-        inputs.hidden.append(hidden.detach().to(compute))
+        if kind not in inputs.calls:
+            inputs.calls[kind] = (to_device(rest, compute), to_device(extra, compute))
+        if kind == kinds[0]:  # block 0's call: the sequence's hidden states
+            inputs.hidden.append(hidden.detach().to(compute))
 
     adapter.feed_first_block(ctx.loaded.model, tokens, compute, record)
     return inputs
@@ -107,8 +118,9 @@ def capture_block_inputs(ctx: PruneContext, tokens: torch.Tensor) -> BlockInputs
 def forward_each(block: ModelBlock, inputs: BlockInputs, advance: bool) -> None:
     """Run the block on every sequence; with ``advance`` replace each sequence's hidden states
     by the block's output as it goes, so the calibration set's inputs and outputs never coexist."""
+    args, kwargs = inputs.call_of(block.index)
     for i, h in enumerate(inputs.hidden):
-        out = block.run(h, inputs.args, inputs.kwargs)
+        out = block.run(h, args, kwargs)
         if advance:
             inputs.hidden[i] = out
 

@@ -28,7 +28,7 @@ import torch
 
 from .drivers import choose_driver, prune
 from .errors import InvalidSpecError, SparsebenchError
-from .masks import fingerprint, verify
+from .masks import fingerprint, own_zeros, verify
 from .params import numeric_params
 from .patterns import NM, Block, Group, Pattern, Unstructured, fits
 from .pruning import Method, PruneContext, methods
@@ -107,9 +107,10 @@ def _prune(model_dir: Path, cls: type[Method], pattern: Pattern, sparsity: float
     adapter = loaded.adapter
     before = fingerprint(dict(adapter.iter_untargeted(loaded.model)))
     before_all = fingerprint(dict(loaded.model.named_parameters()))
+    own = own_zeros({layer.name: layer.weight for layer in adapter.prunable_layers(loaded.model)})
     ctx = PruneContext(loaded, pattern, sparsity, seed, calibration if cls.meta.needs_calibration else None, progress=False)
     masks = prune(cls(), ctx)
-    return loaded, masks, before, before_all
+    return loaded, masks, before, before_all, own
 
 
 def _failed(exc: BaseException) -> str:
@@ -145,7 +146,7 @@ def check_method(
     for family, folder in model_dirs.items():
         if not cls.meta.prunes:
             try:
-                loaded, masks, _, before_all = _prune(folder, cls, Unstructured(), 0.0, 0, calibration)
+                loaded, masks, _, before_all, _ = _prune(folder, cls, Unstructured(), 0.0, 0, calibration)
             except Exception as exc:
                 add("prunes nothing", family, "-", False, _failed(exc))
                 continue
@@ -165,13 +166,13 @@ def check_method(
             continue
         for pattern, target in patterns:
             try:
-                loaded, masks, before, _ = _prune(folder, cls, pattern, target, 0, calibration)
+                loaded, masks, before, _, own = _prune(folder, cls, pattern, target, 0, calibration)
             except Exception as exc:
                 add("prunes without error", family, pattern, False, _failed(exc))
                 continue
             layers = loaded.adapter.prunable_layers(loaded.model)
             weights = {layer.name: layer.weight.detach() for layer in layers}
-            report = verify(weights, masks, pattern, target, weights)
+            report = verify(weights, masks, pattern, target, weights, own=own)
             off = abs(report.achieved_sparsity - target)
             add("target sparsity met", family, pattern, off <= 0.005,
                 f"achieved {report.achieved_sparsity:.4f}, target {target:.4f}")

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import torch
 
-from .adapters import ImageAdapter, LanguageModelAdapter
+from .adapters import ImageAdapter, LanguageModelAdapter, language_adapter
 from .data import Resolved
-from .models import LoadedModel, ModelEntry, dequantized_gguf_folder, loaders
+from .models import LoadedModel, ModelEntry, hf_folder, loaders
 
 
 @loaders.register("causal-lm")
 def load_causal_lm(entry: ModelEntry, found: Resolved, device: torch.device, dtype: torch.dtype) -> LoadedModel:
+    """A causal LM from an HF folder or GGUF weights (converted once), with its family's adapter."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    folder = dequantized_gguf_folder(found.path, found.revision) if found.fmt == "gguf" else found.path
+    folder = hf_folder(found)
     tok = AutoTokenizer.from_pretrained(folder)
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype).to(device)
-    return LoadedModel(entry, model, tok, found.revision, found.source.describe(), LanguageModelAdapter(), device)
+    return LoadedModel(entry, model, tok, found.revision, found.source.describe(), language_adapter(model), device)
 
 
 @loaders.register("masked-lm")

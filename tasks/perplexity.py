@@ -7,7 +7,10 @@ scored independently, every token but the first predicted from its prefix; perpl
 ``exp(total negative log-likelihood / number of predicted tokens)`` (token level). ``seqlen``
 defaults to 2048 and is capped at the model's context. ``windows`` evaluates only the first
 windows (a fixed, recorded subset) for quick protocols; then only a prefix of the text is
-tokenized (:func:`leading_tokens`: the same ids as the whole stream's first windows). The
+tokenized (:func:`leading_tokens`: the same ids as the whole stream's first windows). A family
+whose windows must begin with BOS (Gemma 3) gets it in place of each window's first token
+(the model adapter's ``begin_windows``), which is context only: the predicted tokens do not
+change, and ``details.windows_given_bos`` counts the windows it changed. The
 dataset id, seqlen, windows and tokens are recorded, and the whole stream's length when it
 was tokenized. WikiText-2 has three streams, chosen by the ``dataset`` setting (README,
 "The perplexity protocol").
@@ -89,7 +92,8 @@ class TextPerplexity(Task):
         whole = s.windows is None
         ids = self.token_stream(loaded, None if whole else s.windows * seqlen)
         n_windows = ids.numel() // seqlen
-        windows = ids[: n_windows * seqlen].view(n_windows, seqlen)
+        stream = ids[: n_windows * seqlen].view(n_windows, seqlen)
+        windows = loaded.adapter.begin_windows(stream, loaded.processor)
         model, nll, count = loaded.model, 0.0, 0
         for start in tqdm(range(0, n_windows, s.batch_size), desc=f"{self.meta.name}", disable=not progress, leave=False, unit="batch"):
             batch = windows[start : start + s.batch_size].to(loaded.device)
@@ -107,6 +111,7 @@ class TextPerplexity(Task):
             "stream_tokens": int(ids.numel()),
             "dataset_revision": found.revision,
             "dataset_source": found.source.describe(),
+            "windows_given_bos": int((windows[:, 0] != stream[:, 0]).sum()),
         }
         if not whole:  # only a prefix was tokenized: the whole stream's length is not known
             del details["total_windows"], details["stream_tokens"]

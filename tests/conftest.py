@@ -25,11 +25,11 @@ def smollm_tokenizer_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model_dirs(tmp_path_factory, smollm_tokenizer_dir) -> dict[str, Path]:
-    """{family: folder} of tiny random causal LMs (Llama, OPT, GPT-2 styles), seed 0."""
+    """{family: folder} of tiny random causal LMs (every family in ``testing.FAMILIES``), seed 0."""
     return testing.build_tiny_models(tmp_path_factory.mktemp("tiny-models"), tokenizer_dir=smollm_tokenizer_dir)
 
 
-@pytest.fixture(params=["llama", "opt", "gpt2"])
+@pytest.fixture(params=testing.FAMILIES)
 def tiny_model_dir(request, tiny_model_dirs) -> Path:
     return tiny_model_dirs[request.param]
 

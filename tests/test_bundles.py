@@ -164,3 +164,25 @@ def test_cli_export_import(filled, tmp_path, capsys):
         main(["import", "--db", target, str(out)])
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and err.startswith("error: ") and "content hash mismatch" in err and err.count("\n") == 1
+
+
+def test_import_reads_every_bundle_under_a_folder(filled, tmp_path, capsys):
+    """`sparsebench import results/`: *.json files at any depth, other files ignored, one transaction."""
+    bundle = export_bundle(filled, kernel_timings=True)
+    root = tmp_path / "results"
+    (root / "grids").mkdir(parents=True)
+    (root / "grids" / "grid.toml").write_text("models = []\n")  # not a bundle
+    (root / "submissions" / "2026").mkdir(parents=True)
+    _write(root, bundle, "published.json")
+    _write(root / "submissions" / "2026", bundle, "again.json")
+    db = tmp_path / "index.db"
+    with pytest.raises(SystemExit) as exc:
+        main(["import", "--db", f"sqlite:///{db}", str(root)])
+    assert exc.value.code == 0
+    assert "imported 3 runs (3 already stored) and 2 standalone timings (2 already stored) from 2 bundle(s)" in capsys.readouterr().out
+    assert _counts(Store(f"sqlite:///{db}")) == _counts(filled)
+    _write(root / "submissions", "{not json", "broken.json")  # one bad bundle anywhere rejects the whole folder
+    with pytest.raises(SystemExit) as exc:
+        main(["import", "--db", f"sqlite:///{tmp_path / 'other.db'}", str(root)])
+    assert exc.value.code == 2 and "broken.json" in capsys.readouterr().err
+    assert not (tmp_path / "other.db").exists()

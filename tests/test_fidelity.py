@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import torch
@@ -194,7 +195,7 @@ def test_captured_inputs_reproduce_the_dense_forward(tiny_model_dir):
     h = inputs.hidden[0]
     assert torch.allclose(h, ref[0], atol=1e-5)
     for i, block in enumerate(blocks[:-1]):  # the last entry of hidden_states is after the final norm
-        one = type(inputs)([h], inputs.args, inputs.kwargs)
+        one = dataclasses.replace(inputs, hidden=[h])
         forward_each(block, one, advance=True)
         h = one.hidden[0]
         assert torch.allclose(h, ref[i + 1], atol=1e-4), f"block {i}"

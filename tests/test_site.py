@@ -173,3 +173,26 @@ def test_stale_runs_are_marked(store, tmp_path):
     assert page.count('<tr class="stale">') == 1 and page.count("changed since: stale") == 1
     run_page = _read(site, "runs/1.html")
     assert "changed since: stale" in run_page and "changed since" not in _read(site, "runs/2.html")
+
+
+def test_site_build_defaults_to_the_published_bundles(store, tmp_path, capsys, monkeypatch):
+    """Without --db the site is built from results/ (every bundle, recursively) through a fresh
+    index; nothing is written into the repository but the site."""
+    from sparsebench.bundles import dumps, export_bundle
+    from sparsebench.testing import synthetic_run
+
+    for method, quality, sparsity in (("dense", 20.0, 0.0), ("magnitude", 31.0, 0.5), ("random", 90.0, 0.5)):
+        store.write_run(synthetic_run(method, "tiny-a", quality, sparsity=sparsity))
+    (tmp_path / "results" / "published").mkdir(parents=True)
+    (tmp_path / "results" / "published" / "all.json").write_text(dumps(export_bundle(store, kernel_timings=True)))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_:
+        main(["site", "build", "--out", "public", "--no-progress"])
+    out = capsys.readouterr().out
+    runs = len(store.runs())
+    assert exit_.value.code == 0 and f"from {runs} runs" in out and "(1 bundle(s) under results/)" in out
+    assert (tmp_path / "public" / "leaderboards" / "unit-v1.html").is_file()
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["published"]  # no database left behind
+    with pytest.raises(SystemExit) as exit_:
+        main(["site", "build", "--bundles", "nowhere", "--out", "public"])
+    assert exit_.value.code == 2 and "no bundle folder nowhere/" in capsys.readouterr().err

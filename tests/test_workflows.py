@@ -16,6 +16,7 @@ from sparsebench.cli import cli
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
 NIGHTLY = ROOT / ".github" / "workflows" / "nightly-gpu.yml"
+PAGES = ROOT / ".github" / "workflows" / "pages.yml"
 # Commands other engineers are adding in parallel; their options are not checked until they exist.
 PENDING_COMMANDS: set[str] = set()  # commands a workflow may call before they exist
 CRON_FIELD = re.compile(r"^(\*|\d+(-\d+)?)(/\d+)?(,(\*|\d+(-\d+)?)(/\d+)?)*$")
@@ -97,8 +98,9 @@ def test_nightly_does_the_work():
     assert {"actions/checkout", "actions/upload-artifact", "actions/upload-pages-artifact", "actions/deploy-pages"} <= uses
 
 
-def test_nightly_calls_real_commands_and_options():
-    wf = _load(NIGHTLY)
+def _called_commands(path: Path) -> set[str]:
+    """The `sparsebench` subcommands a workflow calls; fails on an unknown command or option."""
+    wf = _load(path)
     seen = set()
     for _, step in _steps(wf):
         for sub, opts in _commands(step.get("run", "")):
@@ -114,7 +116,35 @@ def test_nightly_calls_real_commands_and_options():
             known = {o for p in cmd.params for o in (*p.opts, *p.secondary_opts)}
             for o in opts:
                 assert o in known, f"`sparsebench {sub}` has no option {o}"
-    assert {"run", "bench-kernels", "list"} <= seen
+    return seen
+
+
+@pytest.mark.parametrize("path", WORKFLOWS, ids=lambda p: p.name)
+def test_workflows_call_real_commands_and_options(path):
+    _called_commands(path)
+
+
+def test_nightly_calls_real_commands_and_options():
+    assert {"run", "bench-kernels", "list"} <= _called_commands(NIGHTLY)
+
+
+def test_pages_builds_the_site_from_the_bundles_and_deploys_it_from_main():
+    wf = _load(PAGES)
+    assert wf["on"]["push"]["branches"] == ["main"] and "workflow_dispatch" in wf["on"]
+    assert any(p.startswith("results/") for p in wf["on"]["push"]["paths"])
+    assert {"import", "site"} <= _called_commands(PAGES)
+    scripts = "\n".join(s.get("run", "") for _, s in _steps(wf))
+    assert "import --dry-run" in scripts and "results/" in scripts
+    (build,) = [line for line in scripts.splitlines() if "site build" in line]
+    assert "--db" not in build  # from the bundles, not a database
+    uses = {s["uses"].split("@")[0] for _, s in _steps(wf) if "uses" in s}
+    assert {"actions/checkout", "actions/upload-pages-artifact", "actions/deploy-pages"} <= uses
+    deploy = wf["jobs"]["deploy"]
+    assert deploy["needs"] == "build" and deploy["permissions"] == {"pages": "write", "id-token": "write"}
+    assert deploy["environment"]["name"] == "github-pages"
+    # one workflow publishes the leaderboard from main: submissions only builds its artifact
+    others = [p for p in WORKFLOWS if p not in (PAGES, NIGHTLY)]
+    assert all("actions/deploy-pages" not in p.read_text() for p in others)
 
 
 def test_benchmark_options_exist():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-FAMILY_CHOICES = ("llama", "opt", "gpt2")
+from sparsebench.testing import FAMILIES as FAMILY_CHOICES
 
 
 @click.command("check-method")
@@ -18,7 +18,7 @@ def command(target: str, families: tuple[str, ...], sparsity: float) -> None:
 
     TARGET is a registered method name (built-in or from a plugin package) or the path of a
     .py file that registers one or more methods with @methods.register. Each method is run
-    on tiny random Llama, OPT and GPT-2 models (seed 0) with every pattern it supports among
+    on tiny random Llama, OPT, GPT-2 and Gemma 3 models (seed 0) with every pattern it supports among
     unstructured, unstructured-global, 2:4, 4:8 and block4x4, and checked for: target sparsity
     met, valid N:M masks, the runner's mask verification, same seed giving the same mask, no
     change outside the targeted layers, and a declared range for every numeric parameter.

@@ -6,12 +6,13 @@ import click
 
 
 @click.command("import")
-@click.argument("bundles", nargs=-1, required=True, type=click.Path(dir_okay=False, path_type=str))
+@click.argument("bundles", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--db", default=None, help="SQLAlchemy URL of the results database [default: sqlite:///results/sparsebench.db].")
 @click.option("--max-bytes", type=click.IntRange(1), default=None, help="Largest bundle accepted [default: 32 MiB].")
 @click.option("--dry-run", is_flag=True, help="Validate and report, but store nothing (and create no database).")
 def command(bundles, db, max_bytes, dry_run) -> None:
-    """Validate BUNDLES and import their runs, all in one transaction.
+    """Validate BUNDLES (files, or folders whose *.json files are read recursively) and import
+    their runs, all in one transaction.
 
     Every bundle is checked before anything is written: size, JSON, schema version, field
     names, types and ranges, the content hash and each run's spec hash. One bad bundle
@@ -20,15 +21,17 @@ def command(bundles, db, max_bytes, dry_run) -> None:
 
     \b
     Examples:
+      sparsebench import results/                     # every published bundle
       sparsebench import results/submissions/*.json
       sparsebench import --dry-run my-bundle.json
     """
     from pathlib import Path
 
-    from sparsebench.bundles import DEFAULT_MAX_BYTES, read_bundles, store_bundles
+    from sparsebench.bundles import DEFAULT_MAX_BYTES, bundle_files, read_bundles, store_bundles
     from sparsebench.store import Store
 
-    checked = read_bundles([Path(b) for b in bundles], max_bytes or DEFAULT_MAX_BYTES)  # before any database is opened
+    # every bundle is read and checked before any database is opened
+    checked = read_bundles(bundle_files(Path(b) for b in bundles), max_bytes or DEFAULT_MAX_BYTES)
     if dry_run:  # compared with the database if there is one; nothing is created
         store = Store.existing(db) or Store("sqlite:///:memory:")
     else:

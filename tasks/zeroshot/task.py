@@ -126,7 +126,9 @@ class ZeroShotTask(Task):
             name = prepared.lm_task.config.task
             total = len(prepared.lm_task.eval_docs)
             indices = subset_indices(total, s.limit, s.seed)
-            lm = HFLM(pretrained=loaded.model, tokenizer=loaded.processor, batch_size=s.batch_size)
+            # the family's BOS rule (Gemma 3: always); None leaves it to the tokenizer, lm-eval's default
+            lm = HFLM(pretrained=loaded.model, tokenizer=loaded.processor, batch_size=s.batch_size,
+                      add_bos_token=getattr(loaded.adapter, "add_bos_token", None))
             with _without_lm_eval_run_metadata():
                 out = lm_eval.simple_evaluate(
                     model=lm,
