@@ -23,6 +23,7 @@ from .patterns import Pattern
 from .timing import TimingConfig
 
 AUTO = "auto"
+SHRUNK = "shrunk"  # a structured run's timing: the smaller model with dense matmuls (not a kernel)
 Shape = tuple[int, int]
 
 
