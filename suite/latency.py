@@ -35,7 +35,7 @@ from .adapters import LanguageModelAdapter, PrunableLayer
 from .cache import Evictor
 from .kernel import Kernel, KernelUnsupported, SparseLinear, ideal_speedup, make_kernel, nbytes
 from .kernel import kernels as kernel_registry
-from .kernel_choice import AUTO, SHRUNK, Choice, choose_kernels, shape_label
+from .kernel_choice import AUTO, SHRUNK, UNPRUNED, Choice, choose_kernels, shape_label
 from .microbench import timing_row
 from .models import LoadedModel
 from .patterns import Pattern
@@ -297,7 +297,7 @@ def shrunk_timings(dense: LoadedModel, shrunk: LoadedModel, pattern: Pattern, sp
         if name == "dense":
             base = timings
         for scope, t in timings.items():
-            details = {"model_state": "unpruned" if name == "dense" else "structurally pruned", "parameters": params}
+            details = {"model_state": UNPRUNED if name == "dense" else "structurally pruned", "parameters": params}
             if scope == "decode":
                 details["tokens_per_s"] = 1.0 / t.median
             rows.append(timing_row(name, "ok", scope=scope, shape=shapes[scope], timing=t, dense=base[scope], pattern=str(pattern),

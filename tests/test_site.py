@@ -173,3 +173,33 @@ def test_stale_runs_are_marked(store, tmp_path):
     assert page.count('<tr class="stale">') == 1 and page.count("changed since: stale") == 1
     run_page = _read(site, "runs/1.html")
     assert "changed since: stale" in run_page and "changed since" not in _read(site, "runs/2.html")
+
+
+def test_speedup_plot_puts_both_families_on_one_chart(store):
+    """SYNTHETIC records: one point per run at its best pruned-model speedup; a structured run's
+    baseline row (the unpruned model, 1×) is not a point of that run."""
+    import dataclasses
+
+    from sparsebench.kernel_choice import UNPRUNED
+    from sparsebench.site.pages import _speedup_plots
+    from sparsebench.site.tables import Frames
+    from sparsebench.testing import synthetic_run
+
+    store.write_run(synthetic_run("dense", "tiny-a", 20.0, sparsity=0.0))
+    store.write_run(synthetic_run("magnitude", "tiny-a", 30.0, sparsity=0.5, kernels=(("dense", "ok", 1.0, None), ("csr", "ok", 0.7, None))))
+    shrunk = synthetic_run("shortgpt", "tiny-a", 26.0, pattern="depth", sparsity=0.2,
+                           kernels=(("dense", "ok", 1.0, None), ("shrunk", "ok", 1.25, None)))
+    rows = tuple(dataclasses.replace(t, details={**t.details, "model_state": UNPRUNED}) if t.kernel == "dense" else t
+                 for t in shrunk.timings)
+    store.write_run(dataclasses.replace(shrunk, measured=dataclasses.replace(shrunk.measured, timings=rows)))
+    runs = store.runs()
+    frames = Frames(runs, store.metrics(runs["id"].tolist()), store.timings())
+    (key,) = frames.metric_keys(runs["id"].tolist())
+    (plot,) = _speedup_plots(frames, frames.runs, key, "ppl", higher=False)
+    labels = sorted(d.label for d in plot.dots)
+    assert len(labels) == 3
+    assert any(lab.startswith("shortgpt · depth") and "shrunk · 1.25×" in lab for lab in labels)
+    assert any(lab.startswith("magnitude · unstructured") and "dense · 1.00×" in lab for lab in labels)  # its best kernel
+    assert {item.text for item in plot.legend} >= {"structured: shrunk", "sparse: zeroed weights", "dense"}
+    front = {d.label.split(" · ")[0] for d in plot.dots if d.pareto}
+    assert front == {"shortgpt", "dense"}  # faster than dense and better than magnitude; dense is the best quality
