@@ -40,8 +40,9 @@ def _quality_plots(frames: Frames, runs: pd.DataFrame, title_prefix: str) -> lis
     for key in frames.metric_keys(runs["id"].tolist()):
         higher = frames.higher.get(key, False)
         label = metric_label(key, higher)
-        # x is the target sparsity: verification holds the achieved one within 0.005 of it, and
-        # comparing targets keeps rounding noise out of the Pareto front
+        # x is the target sparsity: verification holds the achieved one within 0.005 of it (a
+        # structured run: within its stated tolerance, of the targeted parameters), and comparing
+        # targets keeps rounding noise out of the Pareto front
         pts = [Point(float(r.sparsity), v, r.method,
                      f"{r.method} · {r.pattern} · sparsity {r.sparsity:g} (achieved {fmt(r.achieved_sparsity)}) · {key[2]} {v:.4g}")
                for r in runs.itertuples() if (v := frames.value(int(r.id), key)) is not None]
