@@ -30,7 +30,7 @@ from .record import RunRecord, build_record, measurements
 from .source_hash import method_source_hash
 from .spec import Identity, RunSpec, params_dict, spec_hash
 from .store import Store
-from .structure import StructureCheck
+from .structure_check import StructureCheck
 from .suite_file import load_suite
 from .suites import Suite
 from .task import Metric

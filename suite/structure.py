@@ -35,16 +35,17 @@ reachable fractions, plus 0.5% for biases that do not scale with the units.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from .adapters import ModelAdapter, ModelBlock, PrunableLayer, StructureLayout, matmul_weights, slice_linear, structure_layout
+from .adapters import ModelAdapter, ModelBlock, PrunableLayer, StructureLayout, slice_linear, structure_layout
 from .errors import InvalidSpecError, VerificationError
 from .patterns import Channels, Depth, Heads, Structured
+
 
 SLACK = 0.005  # biases and norms that do not scale with the units
 
@@ -118,7 +119,8 @@ def outside_blocks(adapter: ModelAdapter, model: nn.Module) -> dict[str, torch.T
     return {n: p for n, p in model.named_parameters() if not n.startswith(prefix + ".")}
 
 
-def _layer(block: ModelBlock, path: str) -> PrunableLayer:
+def block_layer(block: ModelBlock, path: str) -> PrunableLayer:
+    """The prunable layer at module path ``path`` inside ``block`` (a path of its family's layout)."""
     (layer,) = [x for x in block.layers if x.name == f"{block.name}.{path}"]
     return layer
 
@@ -128,12 +130,12 @@ def geometry(adapter: ModelAdapter, model: nn.Module) -> Geometry:
     layout = layout_of(adapter, model)
     blocks = adapter.blocks(model)
     cfg = model.config
-    channels = _layer(blocks[0], layout.mlp_out).in_features
+    channels = block_layer(blocks[0], layout.mlp_out).in_features
     if layout.attention is None:
         return Geometry(len(blocks), None, None, None, channels)
     heads = getattr(cfg, layout.heads_key)
     kv = getattr(cfg, layout.kv_heads_key, None) or heads
-    head_dim = getattr(cfg, layout.head_dim_key, None) or _layer(blocks[0], layout.attention[0]).shape[0] // heads
+    head_dim = getattr(cfg, layout.head_dim_key, None) or block_layer(blocks[0], layout.attention[0]).shape[0] // heads
     return Geometry(len(blocks), heads, kv, head_dim, channels)
 
 
@@ -216,10 +218,10 @@ class UnitAccumulator:
 
     def add_block(self, block: ModelBlock, score: Callable[[PrunableLayer], torch.Tensor]) -> None:
         def rows(path: str) -> torch.Tensor:
-            return score(_layer(block, path)).float().sum(1).cpu()
+            return score(block_layer(block, path)).float().sum(1).cpu()
 
         def cols(path: str) -> torch.Tensor:
-            return score(_layer(block, path)).float().sum(0).cpu()
+            return score(block_layer(block, path)).float().sum(0).cpu()
 
         full = self.side == "all"
         if isinstance(self.target, Channels):
@@ -252,7 +254,7 @@ def _slices(block: ModelBlock, layout: StructureLayout, plan: RemovalPlan, i: in
     out: dict[str, torch.Tensor] = {}
 
     def put(path: str, out_keep: torch.Tensor | None, in_keep: torch.Tensor | None) -> None:
-        for key, t in slice_linear(_layer(block, path).module, out_keep, in_keep).items():
+        for key, t in slice_linear(block_layer(block, path).module, out_keep, in_keep).items():
             out[f"{path}.{key}"] = t
 
     if plan.kept_channels:
@@ -311,125 +313,3 @@ def shrink(adapter: ModelAdapter, model: nn.Module, plan: RemovalPlan) -> nn.Mod
     if getattr(model, "generation_config", None) is not None:
         small.generation_config = copy.deepcopy(model.generation_config)
     return small.to(param.device).eval()
-
-
-# -- verification -------------------------------------------------------------------------------------------
-
-
-def targeted_parameters(adapter: ModelAdapter, model: nn.Module, target: Structured) -> int:
-    """Parameters of the units ``target`` removes (module docstring)."""
-    layout = layout_of(adapter, model)
-    blocks = adapter.blocks(model)
-    if isinstance(target, Depth):
-        return sum(p.numel() for b in blocks for p in b.module.parameters())
-    paths = layout.attention if isinstance(target, Heads) else (*layout.mlp_in, layout.mlp_out)
-    return sum(p.numel() for b in blocks for path in paths or () for p in _layer(b, path).module.parameters())
-
-
-def parameters(model: nn.Module) -> int:
-    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
-
-
-@dataclass(frozen=True)
-class StructureReport:
-    """What verification found: parameter and FLOP counts before and after, and any problems."""
-
-    achieved: float
-    tolerance: float
-    params_before: int
-    params_after: int
-    targeted_before: int
-    targeted_after: int
-    flops_per_token_before: int
-    flops_per_token_after: int
-    problems: tuple[str, ...] = ()
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-    def summary(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in ("achieved", "tolerance", "params_before", "params_after", "targeted_before",
-                                              "targeted_after", "flops_per_token_before", "flops_per_token_after")}
-
-
-def flops_per_token(model: nn.Module) -> int:
-    """2 × the weights of every matrix product (LM head included); attention's context-dependent
-    score and value products, and embedding lookups, are not counted."""
-    return 2 * matmul_weights(model)
-
-
-def verify_shrunk(adapter: ModelAdapter, before: Mapping[str, int], model: nn.Module, plan: RemovalPlan,
-                  logits: Callable[[nn.Module], torch.Tensor]) -> StructureReport:
-    """Check the shrunk ``model`` against ``plan``: block count and every projection's shape from
-    its config, GQA consistency, targeted parameters removed within the tolerance, finite logits.
-    ``before`` holds ``params``, ``targeted`` and ``flops`` of the model before pruning."""
-    problems: list[str] = []
-    layout = layout_of(adapter, model)
-    geo = geometry(adapter, model)
-    blocks = adapter.blocks(model)
-    cfg = model.config
-    if geo.blocks != getattr(cfg, layout.depth_key) or geo.blocks != before["blocks"] - len(plan.removed_blocks):
-        problems.append(f"{geo.blocks} blocks, config says {getattr(cfg, layout.depth_key)}, plan keeps {before['blocks'] - len(plan.removed_blocks)}")
-    for b in blocks:
-        shapes = {layout.mlp_out: (None, geo.channels), **{p: (geo.channels, None) for p in layout.mlp_in}}
-        if layout.attention is not None:
-            q, k, v, o = layout.attention
-            shapes.update({q: (geo.heads * geo.head_dim, None), k: (geo.kv_heads * geo.head_dim, None),
-                           v: (geo.kv_heads * geo.head_dim, None), o: (None, geo.heads * geo.head_dim)})
-        for path, (rows, cols) in shapes.items():
-            shape = _layer(b, path).shape
-            if (rows is not None and shape[0] != rows) or (cols is not None and shape[1] != cols):
-                problems.append(f"{b.name}.{path} is {shape[0]}x{shape[1]}, the config implies {rows or shape[0]}x{cols or shape[1]}")
-    if geo.heads is not None and (geo.heads % geo.kv_heads or (plan.kept_heads and geo.heads != len(plan.kept_heads[0]))):
-        problems.append(f"{geo.heads} query heads and {geo.kv_heads} KV heads are not consistent grouped-query attention")
-    if plan.kept_channels and geo.channels != len(plan.kept_channels[0]):
-        problems.append(f"{geo.channels} channels per block, the plan keeps {len(plan.kept_channels[0])}")
-    targeted = targeted_parameters(adapter, model, plan.target)
-    achieved = 1 - targeted / before["targeted"]
-    if abs(achieved - plan.sparsity) > plan.tolerance + 1e-9:
-        problems.append(f"removed {achieved:.4f} of the targeted parameters, target {plan.sparsity:.4f} ± {plan.tolerance:.4f}")
-    with torch.no_grad():
-        if not torch.isfinite(logits(model)).all():
-            problems.append("the shrunk model's logits are not finite")
-    return StructureReport(achieved, plan.tolerance, before["params"], parameters(model), before["targeted"], targeted,
-                           before["flops"], flops_per_token(model), tuple(problems))
-
-
-def measure_before(adapter: ModelAdapter, model: nn.Module, target: Structured) -> dict[str, int]:
-    """What :func:`verify_shrunk` compares with, measured on the model before pruning."""
-    return {"params": parameters(model), "targeted": targeted_parameters(adapter, model, target),
-            "flops": flops_per_token(model), "blocks": len(adapter.blocks(model))}
-
-
-def require_structure(report: StructureReport) -> StructureReport:
-    if not report.ok:
-        raise VerificationError("structured pruning failed verification: " + "; ".join(report.problems[:3]))
-    return report
-
-
-@dataclass(frozen=True)
-class StructureCheck:
-    """What the runner measures before a structured method runs, and checks after it."""
-
-    measured: Mapping[str, int]
-    outside: str  # fingerprint of the parameters outside the blocks
-
-    @classmethod
-    def before(cls, loaded: Any, target: Structured) -> StructureCheck:
-        from .masks import fingerprint
-
-        adapter, model = loaded.adapter, loaded.model
-        check_supported(adapter, model, target)
-        return cls(measure_before(adapter, model, target), fingerprint(outside_blocks(adapter, model)))
-
-    def after(self, loaded: Any, plan: RemovalPlan, method: str) -> StructureReport:
-        """The verified report of the shrunk ``loaded.model``; :class:`VerificationError` otherwise."""
-        from .masks import fingerprint
-
-        adapter, model = loaded.adapter, loaded.model
-        ids = torch.arange(16, device=next(model.parameters()).device).unsqueeze(0) % adapter.vocab_size(model)
-        report = require_structure(verify_shrunk(adapter, self.measured, model, plan, lambda m: adapter.logits(m, ids)))
-        if fingerprint(outside_blocks(adapter, model)) != self.outside:
-            raise VerificationError(f"method {method!r} changed parameters outside the blocks")
-        return report

@@ -14,7 +14,8 @@ from .errors import SparsebenchError
 from .masks import fingerprint
 from .patterns import Channels, Depth, Heads, Structured
 from .pruning import Method, PruneContext
-from .structure import RemovalPlan, check_supported, measure_before, outside_blocks, verify_shrunk
+from .structure import RemovalPlan, check_supported, outside_blocks
+from .structure_check import measure_before, verify_shrunk
 
 TARGETS: tuple[Structured, ...] = (Depth(), Heads(), Channels())
 PROMPT_TOKENS = 12

@@ -16,7 +16,8 @@ from sparsebench.patterns import Channels, Depth, Heads, Unstructured, parse_pat
 from sparsebench.pruning import PruneContext, methods
 from sparsebench.runner import plan, run
 from sparsebench.spec import RunSpec
-from sparsebench.structure import Geometry, UnitScores, measure_before, select_plan, verify_shrunk
+from sparsebench.structure import Geometry, UnitScores, select_plan
+from sparsebench.structure_check import measure_before, verify_shrunk
 from sparsebench.suites import suites
 
 STRUCTURED = [m for m in methods.list() if methods.get(m).meta.structured]
