@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pandas as pd
@@ -49,7 +49,16 @@ def _quality_plots(frames: Frames, runs: pd.DataFrame, title_prefix: str) -> lis
         if pts:
             plots.append(scatter(pts, title=f"{title_prefix}{label} vs sparsity", x_label="target sparsity (verified)", y_label=key[2],
                                  y_higher=higher, caption="Ringed points form the Pareto front (higher sparsity, better quality)."))
-        plots.extend(_speedup_plots(frames, runs, key, f"{title_prefix}{label}", higher))
+        plots.extend(_speedup_plots(frames, runs, lambda run_id, key=key: frames.value(run_id, key), f"{title_prefix}{label}",
+                                    key[2], higher))
+    accuracy = [k for k in frames.metric_keys(runs["id"].tolist()) if k[2] == "acc"]
+    if len(accuracy) > 1:
+        def mean_acc(run_id: int) -> float | None:
+            values = [frames.value(run_id, k) for k in accuracy]
+            return None if None in values else sum(values) / len(values)
+
+        tasks = ", ".join(k[0] for k in accuracy)
+        plots.extend(_speedup_plots(frames, runs, mean_acc, f"{title_prefix}mean zero-shot accuracy ({tasks}) ↑", "mean acc", True))
     return plots
 
 
@@ -59,9 +68,11 @@ def _family(pattern: str) -> str:
     return "structured: shrunk" if pattern in {c.unit for c in STRUCTURED} else "sparse: zeroed weights"
 
 
-def _speedup_plots(frames: Frames, runs: pd.DataFrame, key: tuple, title: str, higher: bool) -> list[Plot]:
-    """The central question, per model, hardware and phase: quality against the run's best measured
-    speedup over the dense model, structured and sparse runs on one chart, the Pareto front ringed."""
+def _speedup_plots(frames: Frames, runs: pd.DataFrame, quality: Callable[[int], float | None], title: str, y_label: str,
+                   higher: bool) -> list[Plot]:
+    """The central question, per model, hardware and phase: quality (``quality(run_id)``) against the
+    run's best measured speedup over the dense model, structured and sparse runs on one chart, the
+    Pareto front ringed."""
     t = pruned_model_rows(frames.timings)
     if t.empty:
         return []
@@ -73,17 +84,17 @@ def _speedup_plots(frames: Frames, runs: pd.DataFrame, key: tuple, title: str, h
         pts = []
         for s in best.itertuples():
             r = by_id.loc[s.run_id]
-            if (v := frames.value(int(s.run_id), key)) is not None:
+            if (v := quality(int(s.run_id))) is not None:
                 pts.append(Point(float(s.speedup), v, _family(r["pattern"]),
                                  f"{r['method']} · {r['pattern']} · {r['sparsity']:g} · {s.kernel} · {s.speedup:.2f}× · {v:.4g}"))
         if not pts:
             continue
         dense = runs[(runs["method"] == "dense") & (runs["model"] == model)]
         pts += [Point(1.0, v, "dense", f"dense · reference (1×) · {v:.4g}") for r in dense.itertuples()
-                if (v := frames.value(int(r.id), key)) is not None]
+                if (v := quality(int(r.id))) is not None]
         plots.append(scatter(
             pts, title=f"{title} vs measured {scope} speedup — {model} on {hardware}", x_label=f"measured {scope} speedup vs dense (×)",
-            y_label=key[2], y_higher=higher, x_include=(1.0,),
+            y_label=y_label, y_higher=higher, x_include=(1.0,),
             caption="One point per run: its best measured speedup (the fastest kernel for sparse runs, the smaller dense model "
                     "for structured ones) against the dense model, timed in the same process. Ringed points form the Pareto "
                     "front: no other run is both faster and better. Unsupported or failed kernels are not plotted (see the table).",

@@ -195,7 +195,7 @@ def test_speedup_plot_puts_both_families_on_one_chart(store):
     runs = store.runs()
     frames = Frames(runs, store.metrics(runs["id"].tolist()), store.timings())
     (key,) = frames.metric_keys(runs["id"].tolist())
-    (plot,) = _speedup_plots(frames, frames.runs, key, "ppl", higher=False)
+    (plot,) = _speedup_plots(frames, frames.runs, lambda run_id: frames.value(run_id, key), "ppl", "perplexity", higher=False)
     labels = sorted(d.label for d in plot.dots)
     assert len(labels) == 3
     assert any(lab.startswith("shortgpt · depth") and "shrunk · 1.25×" in lab for lab in labels)
@@ -203,3 +203,26 @@ def test_speedup_plot_puts_both_families_on_one_chart(store):
     assert {item.text for item in plot.legend} >= {"structured: shrunk", "sparse: zeroed weights", "dense"}
     front = {d.label.split(" · ")[0] for d in plot.dots if d.pareto}
     assert front == {"shortgpt", "dense"}  # faster than dense and better than magnitude; dense is the best quality
+
+
+def test_mean_zero_shot_accuracy_against_speedup(store):
+    """SYNTHETIC records with two accuracy tasks: their mean is plotted against the measured speedup."""
+    import dataclasses
+
+    from sparsebench.record import MetricRecord
+    from sparsebench.site.pages import _quality_plots
+    from sparsebench.site.tables import Frames
+    from sparsebench.testing import synthetic_run
+
+    for method, pattern, accs, speedup in (("wanda", "2:4", (0.5, 0.7), 1.1), ("shortgpt", "depth", (0.4, 0.6), 1.3)):
+        rec = synthetic_run(method, "tiny-a", accs[0], pattern=pattern, sparsity=0.5, task=("arc_easy", "1", "acc", True),
+                            kernels=(("auto" if pattern == "2:4" else "shrunk", "ok", speedup, None),))
+        piqa = MetricRecord("piqa", "1", "acc", accs[1], True, None, 100, {})
+        store.write_run(dataclasses.replace(rec, measured=dataclasses.replace(rec.measured, metrics=(*rec.metrics, piqa))))
+    runs = store.runs()
+    frames = Frames(runs, store.metrics(runs["id"].tolist()), store.timings())
+    (plot,) = [p for p in _quality_plots(frames, runs, "") if p.title.startswith("mean zero-shot accuracy (arc_easy, piqa)")]
+    labels = sorted(d.label for d in plot.dots)
+    assert labels[0].startswith("shortgpt · depth") and labels[0].endswith("1.30× · 0.5")
+    assert labels[1].startswith("wanda · 2:4") and labels[1].endswith("1.10× · 0.6")
+    assert all(d.pareto for d in plot.dots)  # one is faster, the other more accurate
