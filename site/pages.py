@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pandas as pd
 
 from .plots import Plot, Point, scatter
 from .tables import (
-    BASELINES, Cell, Column, Frames, Provenance, Row, Table, fmt, metric_label, missing_baselines, provenance, run_table, slug,
+    BASELINES, Cell, Column, Frames, Provenance, Row, Table, fmt, metric_label, missing_baselines, provenance, pruned_model_rows, run_table, slug,
     sort_key,
 )
 
@@ -40,35 +40,65 @@ def _quality_plots(frames: Frames, runs: pd.DataFrame, title_prefix: str) -> lis
     for key in frames.metric_keys(runs["id"].tolist()):
         higher = frames.higher.get(key, False)
         label = metric_label(key, higher)
-        # x is the target sparsity: verification holds the achieved one within 0.005 of it, and
-        # comparing targets keeps rounding noise out of the Pareto front
+        # x is the target sparsity: verification holds the achieved one within 0.005 of it (a
+        # structured run: within its stated tolerance, of the targeted parameters), and comparing
+        # targets keeps rounding noise out of the Pareto front
         pts = [Point(float(r.sparsity), v, r.method,
                      f"{r.method} · {r.pattern} · sparsity {r.sparsity:g} (achieved {fmt(r.achieved_sparsity)}) · {key[2]} {v:.4g}")
                for r in runs.itertuples() if (v := frames.value(int(r.id), key)) is not None]
         if pts:
             plots.append(scatter(pts, title=f"{title_prefix}{label} vs sparsity", x_label="target sparsity (verified)", y_label=key[2],
                                  y_higher=higher, caption="Ringed points form the Pareto front (higher sparsity, better quality)."))
-        t = frames.timings
-        if t.empty:
+        plots.extend(_speedup_plots(frames, runs, lambda run_id, key=key: frames.value(run_id, key), f"{title_prefix}{label}",
+                                    key[2], higher))
+    accuracy = [k for k in frames.metric_keys(runs["id"].tolist()) if k[2] == "acc"]
+    if len(accuracy) > 1:
+        def mean_acc(run_id: int) -> float | None:
+            values = [frames.value(run_id, k) for k in accuracy]
+            return None if None in values else sum(values) / len(values)
+
+        tasks = ", ".join(k[0] for k in accuracy)
+        plots.extend(_speedup_plots(frames, runs, mean_acc, f"{title_prefix}mean zero-shot accuracy ({tasks}) ↑", "mean acc", True))
+    return plots
+
+
+def _family(pattern: str) -> str:
+    from sparsebench.patterns import STRUCTURED
+
+    return "structured: shrunk" if pattern in {c.unit for c in STRUCTURED} else "sparse: zeroed weights"
+
+
+def _speedup_plots(frames: Frames, runs: pd.DataFrame, quality: Callable[[int], float | None], title: str, y_label: str,
+                   higher: bool) -> list[Plot]:
+    """The central question, per model, hardware and phase: quality (``quality(run_id)``) against the
+    run's best measured speedup over the dense model, structured and sparse runs on one chart, the
+    Pareto front ringed."""
+    t = pruned_model_rows(frames.timings)
+    if t.empty:
+        return []
+    t = t[t["run_id"].isin(runs["id"]) & (t["status"] == "ok")]
+    by_id = runs.set_index("id")
+    plots = []
+    for (model, hardware, scope), g in t.assign(model=t["run_id"].map(by_id["model"])).groupby(["model", "hardware", "scope"], sort=True):
+        best = g.loc[g.groupby("run_id")["speedup"].idxmax()]
+        pts = []
+        for s in best.itertuples():
+            r = by_id.loc[s.run_id]
+            if (v := quality(int(s.run_id))) is not None:
+                pts.append(Point(float(s.speedup), v, _family(r["pattern"]),
+                                 f"{r['method']} · {r['pattern']} · {r['sparsity']:g} · {s.kernel} · {s.speedup:.2f}× · {v:.4g}"))
+        if not pts:
             continue
-        t = t[t["run_id"].isin(runs["id"])]
-        dense = [(r, v) for r in runs[runs["method"] == "dense"].itertuples() if (v := frames.value(int(r.id), key)) is not None]
-        for (hardware, scope), g in t.groupby(["hardware", "scope"], sort=True):
-            ok = g[g["status"] == "ok"]
-            by_id = runs.set_index("id")
-            pts = [Point(float(s.speedup), v, by_id.at[s.run_id, "method"],
-                         f"{by_id.at[s.run_id, 'method']} · {by_id.at[s.run_id, 'pattern']} · {s.kernel} · {s.speedup:.2f}× · {v:.4g}")
-                   for s in ok.itertuples() if (v := frames.value(int(s.run_id), key)) is not None]
-            if not pts:
-                continue
-            pts += [Point(1.0, v, "dense", f"dense · reference (1×) · {v:.4g}") for _, v in dense]
-            skipped = int((g["status"] != "ok").sum())
-            plots.append(scatter(
-                pts, title=f"{title_prefix}{label} vs measured {scope} speedup — {hardware}", x_label=f"measured {scope} speedup vs dense (×)",
-                y_label=key[2], y_higher=higher, x_include=(1.0,),
-                caption=f"Ringed points form the Pareto front. {skipped} kernel measurement(s) of these runs were unsupported or "
-                        "failed and are not plotted (see the table).",
-            ))
+        dense = runs[(runs["method"] == "dense") & (runs["model"] == model)]
+        pts += [Point(1.0, v, "dense", f"dense · reference (1×) · {v:.4g}") for r in dense.itertuples()
+                if (v := quality(int(r.id))) is not None]
+        plots.append(scatter(
+            pts, title=f"{title} vs measured {scope} speedup — {model} on {hardware}", x_label=f"measured {scope} speedup vs dense (×)",
+            y_label=y_label, y_higher=higher, x_include=(1.0,),
+            caption="One point per run: its best measured speedup (the fastest kernel for sparse runs, the smaller dense model "
+                    "for structured ones) against the dense model, timed in the same process. Ringed points form the Pareto "
+                    "front: no other run is both faster and better. Unsupported or failed kernels are not plotted (see the table).",
+        ))
     return plots
 
 

@@ -123,9 +123,18 @@ def metric_label(key: MetricKey, higher: bool) -> str:
     return f"{task} v{version} · {metric} {'↑' if higher else '↓'}"
 
 
+def pruned_model_rows(t: pd.DataFrame) -> pd.DataFrame:
+    """Timing rows of the pruned model itself: all but a structured run's baseline rows (the unpruned model)."""
+    from sparsebench.kernel_choice import UNPRUNED
+
+    if t.empty:
+        return t
+    return t[~t["details"].map(lambda d: isinstance(d, dict) and d.get("model_state") == UNPRUNED)]
+
+
 def best_speedup(frames: Frames, run_id: int) -> tuple[float | None, str]:
     """Best measured end-to-end speedup of a run and how to describe it ("unsupported" is said so)."""
-    t = frames.run_timings(run_id)
+    t = pruned_model_rows(frames.run_timings(run_id))
     if t.empty:
         return None, "not measured"
     ok = t[t["status"] == "ok"]

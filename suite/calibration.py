@@ -211,3 +211,23 @@ def accumulate_gradients(ctx: PruneContext, tokens: torch.Tensor, observe: Obser
         model.zero_grad(set_to_none=True)
         for p, flag in flags.items():
             p.requires_grad_(flag)
+
+
+@torch.no_grad()
+def block_outputs(ctx: PruneContext, tokens: torch.Tensor, visit: Callable[[ModelBlock, torch.Tensor, torch.Tensor], None],
+                  desc: str = "calibrating") -> None:
+    """Read-only pass: each block runs on every calibration sequence and ``visit(block, input,
+    output)`` sees its hidden states in and out (``[1, tokens, hidden]``); the outputs feed the next block."""
+    from tqdm.auto import tqdm
+
+    loaded = ctx.loaded
+    compute = ctx.compute_device or loaded.device
+    inputs = capture_block_inputs(ctx, tokens)
+    for block in tqdm(loaded.adapter.blocks(loaded.model), desc=desc, disable=not ctx.progress, leave=False, unit="block"):
+        home = next(block.module.parameters()).device
+        block.module.to(compute)
+        for i, h in enumerate(inputs.hidden):
+            out = block.run(h, inputs.args, inputs.kwargs)
+            visit(block, h, out)
+            inputs.hidden[i] = out
+        block.module.to(home)

@@ -22,6 +22,8 @@ Examples:
   sparsebench run --method magnitude --model llama            # 50% unstructured, quick suite
   sparsebench run -m wanda --pattern 2:4 --task wikitext2      # 2:4, WikiText-2 (quick subset)
   sparsebench run -m magnitude --pattern unstructured-global --sparsity 0.7
+  sparsebench run -m shortgpt --pattern depth --sparsity 0.2 --latency   # remove 20% of the blocks, time it
+  sparsebench run -m wanda-sp --pattern channels --sparsity 0.3 --task wikitext2
   sparsebench run -m sparsegpt --suite paper --device cuda     # the literature protocol
   sparsebench run -m wanda --suite my.toml                     # a suite file (see `suite show quick`)
   sparsebench run -m wanda --suite wikitext2-ref-offline --set wikitext2.windows=2  # stored as wikitext2-ref-offline+HASH
@@ -61,8 +63,12 @@ def _split_csv(values: Sequence[str]) -> tuple[str, ...]:
 @cli.command()
 @click.option("-m", "--method", default="magnitude", show_default=True, help="Sparsification method (see `list methods`).")
 @click.option("--model", default="llama", show_default=True, help="Registered model or alias, local folder, or hub id (org/name[@revision]).")
-@click.option("-s", "--sparsity", type=float, default=None, help="Fraction of weights to zero, in [0, 1). Default 0.5; N:M patterns imply their own.")
-@click.option("-p", "--pattern", default="unstructured", show_default=True, help="unstructured | unstructured-global | N:M (e.g. 2:4) | blockRxC (e.g. block4x4).")
+@click.option("-s", "--sparsity", type=float, default=None, help="Fraction of weights to zero, in [0, 1); for depth/heads/channels "
+              "the fraction of the targeted parameters removed (blocks; attention projections; MLP projections). Default 0.5; "
+              "N:M patterns imply their own.")
+@click.option("-p", "--pattern", default="unstructured", show_default=True, help="unstructured | unstructured-global | N:M (e.g. 2:4) | "
+              "blockRxC (e.g. block4x4): zeros in weights of unchanged shape; depth | heads | channels: whole blocks, attention "
+              "heads (GQA groups kept consistent) or MLP channels removed, the model saved smaller (see `list methods`).")
 @click.option("--suite", default="quick", show_default=True, help="Named, versioned protocol: calibration + tasks + settings "
               "(see `suite list`), or a suite file PATH.toml (see `suite show`).")
 @click.option("--calibration", default=None, metavar="DATASET:NxL[@SEED]", help="Calibrate on N windows of L tokens of DATASET "
@@ -73,6 +79,11 @@ def _split_csv(values: Sequence[str]) -> tuple[str, ...]:
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Method parameter (repeatable), e.g. --param lam=0.04.")
 @click.option("--kernels", multiple=True, help="Measure end-to-end latency with these kernels, e.g. dense,csr,bsr; "
               "auto: the fastest kernel per layer shape, measured here.")
+@click.option("--latency", is_flag=True, help="Also store measured prefill (128 tokens) and decode (tokens/s) speed of the "
+              "pruned model against the dense model in this process: the smaller dense model for depth/heads/channels, "
+              "the kernels of --kernels (default: auto, the fastest per layer shape) otherwise. Cost: cold-cache timings "
+              "of at least 3 calls and 1 s per model and phase, plus (auto) a per-shape kernel choice: about a minute for "
+              "SmolLM2-135M on 2 CPU cores; the unpruned model stays in memory meanwhile (2x the weights).")
 @click.option("--cache", type=click.Choice(["cold", "hot"]), default="cold", show_default=True,
               help="Cache regime of the kernel timings: cold evicts the last-level cache before every call.")
 @click.option("--latency-dtype", type=click.Choice(["float32", "bfloat16", "float16"]), default=None,
@@ -88,8 +99,8 @@ def _split_csv(values: Sequence[str]) -> tuple[str, ...]:
 @click.option("--force", is_flag=True, help="Run again even if this exact spec is already stored (replaces it).")
 @click.option("--dry-run", is_flag=True, help="Validate the spec and print what would run and its spec hash; load no model, write nothing.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
-def run(method, model, sparsity, pattern, suite, calibration, sets, tasks, params, kernels, cache, latency_dtype, device, offload, seed,
-        threads, db, force, dry_run, no_progress) -> None:
+def run(method, model, sparsity, pattern, suite, calibration, sets, tasks, params, kernels, latency, cache, latency_dtype, device, offload,
+        seed, threads, db, force, dry_run, no_progress) -> None:
     """Prune MODEL with METHOD, verify the masks, evaluate the suite's tasks, store one record.
 
     A run is identified by its spec hash (method + params + the hash of the method's source,
@@ -100,8 +111,9 @@ def run(method, model, sparsity, pattern, suite, calibration, sets, tasks, param
     never land on the named suite's leaderboard. --seed S samples calibration with the suite's
     seed + S. Nothing is written unless the whole run succeeds.
     """
+    from .kernel_choice import AUTO, SHRUNK
     from .models import resolve_weights
-    from .patterns import parse_pattern
+    from .patterns import Structured, parse_pattern
     from .pruning import methods
     from .runner import describe, identity_of, plan
     from .runner import run as run_spec
@@ -115,9 +127,13 @@ def run(method, model, sparsity, pattern, suite, calibration, sets, tasks, param
     if calibration is not None:
         protocol = protocol.with_calibration(calibration)
     protocol = protocol.with_settings(sets) if sets else protocol
+    target = parse_pattern(pattern)
+    timed = _split_csv(kernels)
+    if latency and not timed:
+        timed = (SHRUNK,) if isinstance(target, Structured) else (AUTO,)
     spec = RunSpec(
-        method=cls.name, params=m.params, model=model, pattern=parse_pattern(pattern), sparsity=sparsity, suite=protocol,
-        tasks=_split_csv(tasks) or None, seed=seed, device=device, kernels=_split_csv(kernels), offload=offload, threads=threads,
+        method=cls.name, params=m.params, model=model, pattern=target, sparsity=sparsity, suite=protocol,
+        tasks=_split_csv(tasks) or None, seed=seed, device=device, kernels=timed, offload=offload, threads=threads,
         cache=cache, latency_dtype=latency_dtype,
     )
     p = plan(spec)  # every name and range is checked before the database is touched

@@ -10,6 +10,13 @@ driver runs it with and the models' layer shapes allow):
 - change nothing outside the targeted (prunable) layers;
 - declare a range for every numeric parameter (:func:`sparsebench.params.param`).
 
+A structured method (``depth``, ``heads``, ``channels`` targets) must instead, for every target
+it supports and the tiny model allows: give a smaller model that passes the structure
+verification (shapes from its config, GQA consistency, targeted parameters removed within the
+tolerance, finite logits); leave the parameters outside the blocks unchanged; decode with a KV
+cache as a full forward predicts; round-trip through ``save_pretrained`` + ``from_pretrained``;
+give the same plan for the same seed.
+
 A method that does not prune (``meta.prunes`` is False, the dense baseline) must return no
 masks and change no parameter at all. ``sparsebench check-method`` prints these checks;
 the test suite runs them for every registered method.
@@ -32,6 +39,7 @@ from .masks import fingerprint, own_zeros, verify
 from .params import numeric_params
 from .patterns import NM, Block, Group, Pattern, Unstructured, fits
 from .pruning import Method, PruneContext, methods
+from .structured_contract import check_structured
 
 CANDIDATE_PATTERNS: tuple[Pattern, ...] = (Unstructured(), Unstructured(Group.GLOBAL), NM(2, 4), NM(4, 8), Block(4, 4))
 
@@ -154,6 +162,9 @@ def check_method(
             add("prunes nothing", family, "-", not masks and after_all == before_all,
                 "no masks, no parameter changed" if not masks and after_all == before_all
                 else f"returned {len(masks)} masks; parameters changed: {after_all != before_all}")
+            continue
+        if cls.meta.structured:
+            check_structured(cls, family, folder, sparsity, calibration, add)
             continue
         try:
             patterns = _patterns(cls, _layer_shapes(folder), sparsity)

@@ -23,6 +23,8 @@ from .patterns import Pattern
 from .timing import TimingConfig
 
 AUTO = "auto"
+SHRUNK = "shrunk"  # a structured run's timing: the smaller model with dense matmuls (not a kernel)
+UNPRUNED = "unpruned"  # details["model_state"] of a structured run's baseline rows (the model before pruning)
 Shape = tuple[int, int]
 
 

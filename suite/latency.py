@@ -12,6 +12,10 @@ The cache regime is the timing's (cold by default: the cache is evicted before e
 prefill and before every decoded token). ``auto`` is not one kernel: per distinct layer
 shape the fastest kernel at the phase's token count is measured and used
 (:mod:`sparsebench.kernel_choice`); the choice per shape is in the rows' ``details``.
+
+A structured run has no masks to pack: :func:`shrunk_timings` times the unpruned model (the
+baseline, kept in memory while the method runs) and the smaller model the same way, so the
+speedup is what removing the units buys with ordinary dense matmuls.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from .adapters import LanguageModelAdapter, PrunableLayer
 from .cache import Evictor
 from .kernel import Kernel, KernelUnsupported, SparseLinear, ideal_speedup, make_kernel, nbytes
 from .kernel import kernels as kernel_registry
-from .kernel_choice import AUTO, Choice, choose_kernels, shape_label
+from .kernel_choice import AUTO, SHRUNK, UNPRUNED, Choice, choose_kernels, shape_label
 from .microbench import timing_row
 from .models import LoadedModel
 from .patterns import Pattern
@@ -258,3 +262,45 @@ def _auto_plans(layers: Sequence[PrunableLayer], masks: Mapping[str, torch.Tenso
         plans.append(_Plan((scope,), lambda layer, chosen=chosen: chosen[tuple(layer.weight.shape)].kernel, tolerance,
                            {"choice_tokens": n, "choice": {shape_label(s): c.describe() for s, c in chosen.items()}}))
     return plans
+
+
+
+def shrunk_timings(dense: LoadedModel, shrunk: LoadedModel, pattern: Pattern, sparsity: float, progress: bool = True,
+                   config: E2EConfig | None = None, dtype: torch.dtype | None = None, cache: str | None = None) -> list[dict[str, Any]]:
+    """Prefill and decode rows of the unpruned model (kernel ``dense``, the baseline) and of the
+    structurally pruned one (kernel ``shrunk``), both with dense matmuls, timed alike in this process."""
+    config = config or E2EConfig()
+    if cache is not None:
+        config = replace(config, timing=replace(config.timing, cache=cache))
+    timing = config.timing
+    models = {"dense": dense.model, SHRUNK: shrunk.model}
+    if dtype is not None:
+        models = {k: m if next(m.parameters()).dtype == dtype else copy.deepcopy(m).to(dtype) for k, m in models.items()}
+    adapter, device = shrunk.adapter, shrunk.device
+    limit = shrunk.max_context or 2048
+    prefill_tokens = min(config.prefill_tokens, limit)
+    context_tokens = min(config.decode_context, limit - config.decode_tokens, prefill_tokens)
+    g = torch.Generator().manual_seed(config.seed)
+    prompt = torch.randint(0, adapter.vocab_size(shrunk.model), (1, prefill_tokens), generator=g).to(device)
+    evictor = Evictor(device, timing.evict_bytes) if timing.cache == "cold" else None
+    rows: list[dict[str, Any]] = []
+    base: dict[str, Timing] = {}
+    for name in tqdm(models, desc="end-to-end latency", unit="model", disable=not progress):
+        model = models[name]
+        params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+        shapes = {"prefill": {"model": shrunk.entry.name, "prefill_tokens": prefill_tokens, "parameters": params},
+                  "decode": {"model": shrunk.entry.name, "context": context_tokens, "new_tokens": config.decode_tokens, "parameters": params}}
+        decoder = _Decoder(adapter, model, prompt[:, :context_tokens], config.decode_tokens)
+        with torch.inference_mode():
+            timings = {"prefill": measure(lambda: adapter.logits(model, prompt), timing, device, evictor=evictor),
+                       "decode": measure(decoder.step, timing, device, setup=decoder.setup, evictor=evictor)}
+        if name == "dense":
+            base = timings
+        for scope, t in timings.items():
+            details = {"model_state": UNPRUNED if name == "dense" else "structurally pruned", "parameters": params}
+            if scope == "decode":
+                details["tokens_per_s"] = 1.0 / t.median
+            rows.append(timing_row(name, "ok", scope=scope, shape=shapes[scope], timing=t, dense=base[scope], pattern=str(pattern),
+                                   sparsity=sparsity, dtype=next(model.parameters()).dtype, device=str(device),
+                                   hardware=provenance.hardware_label(device), cache=timing.cache, details=details))
+    return rows

@@ -14,6 +14,11 @@ own group (magnitude: the layer; Wanda: each row); the pattern ``unstructured-gl
 overrides it. The rule, in :func:`comparison_group`: *the pattern's group if it names one,
 else the method's*. N:M and block patterns fix their own competitions (``m`` consecutive
 inputs; tiles within a layer) and name no group.
+
+Structured targets (:class:`Depth`, :class:`Heads`, :class:`Channels`) remove whole units
+instead of zeroing weights: the model becomes a smaller dense model. Their sparsity is the
+fraction of the *targeted* parameters removed (every block's parameters; the attention
+projections; the MLP projections), see :mod:`sparsebench.structure`.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from enum import Enum
-from typing import Union
+from typing import ClassVar, Union
 
 from .errors import InvalidSpecError
 
@@ -118,7 +123,50 @@ class Block:
         return f"block{self.rows}x{self.cols}"
 
 
-Pattern = Union[Unstructured, NM, Block]
+class Structured:
+    """A structured target: whole units go and the model shrinks (no mask, no zeros)."""
+
+    unit: ClassVar[str] = ""
+
+    @property
+    def implied_sparsity(self) -> float | None:
+        return None
+
+    @property
+    def group(self) -> None:
+        return None  # the units compete as :func:`sparsebench.structure.select_plan` says
+
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        """Any layer shape: the units are found by the model's adapter, not in a weight's shape."""
+
+    def __str__(self) -> str:
+        return self.unit
+
+
+@dataclass(frozen=True)
+class Depth(Structured):
+    """Whole blocks (decoder layers) are removed."""
+
+    unit: ClassVar[str] = "depth"
+
+
+@dataclass(frozen=True)
+class Heads(Structured):
+    """Attention heads are removed (the same number in every block, GQA kept consistent)."""
+
+    unit: ClassVar[str] = "heads"
+
+
+@dataclass(frozen=True)
+class Channels(Structured):
+    """MLP intermediate channels are removed (the same number in every block)."""
+
+    unit: ClassVar[str] = "channels"
+
+
+STRUCTURED: tuple[type[Structured], ...] = (Depth, Heads, Channels)
+
+Pattern = Union[Unstructured, NM, Block, Depth, Heads, Channels]
 
 
 def comparison_group(pattern: Pattern, method_group: Group) -> Group:
@@ -141,18 +189,23 @@ _BLOCK = re.compile(r"^\s*(?:block)?\s*(\d+)\s*x\s*(\d+)\s*$", re.IGNORECASE)
 
 
 def parse_pattern(text: str) -> Pattern:
-    """Parse ``unstructured``, ``unstructured-global``, ``N:M`` or ``blockRxC`` (CLI edge only)."""
+    """Parse ``unstructured``, ``unstructured-global``, ``N:M``, ``blockRxC``, ``depth``, ``heads`` or
+    ``channels`` (CLI edge only)."""
     t = text.strip().lower()
     if t == "unstructured":
         return Unstructured()
     if t in ("unstructured-global", "global"):
         return Unstructured(Group.GLOBAL)
+    for cls in STRUCTURED:
+        if t == cls.unit:
+            return cls()
     if m := _NM.match(t):
         return NM(int(m.group(1)), int(m.group(2)))
     if m := _BLOCK.match(t):
         return Block(int(m.group(1)), int(m.group(2)))
     raise InvalidSpecError(
-        f"cannot parse pattern {text!r}; use 'unstructured', 'unstructured-global', 'N:M' (e.g. 2:4) or 'blockRxC' (e.g. block4x4)"
+        f"cannot parse pattern {text!r}; use 'unstructured', 'unstructured-global', 'N:M' (e.g. 2:4), 'blockRxC' (e.g. block4x4), "
+        "or a structured target: 'depth', 'heads' or 'channels'"
     )
 
 

@@ -12,7 +12,13 @@ statistics it accumulates for the layers not yet pruned.
 ``score(ctx, layer) -> [out, in]``  importance of every weight, higher = keep
 ``prune_layer(ctx, layer) -> mask``  choose and apply the layer's mask (default: select(score))
 ``release(ctx, layer)``            drop what was kept for the layer, once it is pruned
+``score_blocks(ctx) -> [blocks]``  structured depth methods that score whole blocks (ShortGPT)
 =================================  ==========================================================
+
+A structured method (its ``meta.patterns`` are ``Depth``, ``Heads`` or ``Channels``) uses the
+same verbs: its per-weight ``score`` is summed over each unit (``meta.unit_scores="weights"``),
+or it scores blocks itself (``"blocks"``); the plan and the smaller model are shared
+(:mod:`sparsebench.structure`).
 
 Which verbs run, and in which order, is decided by the driver the runner chooses from the
 metadata (:mod:`sparsebench.drivers`): layer by layer, all layers at once, or block by
@@ -33,7 +39,7 @@ from .adapters import PrunableLayer
 from .errors import InvalidSpecError
 from .masks import select_mask
 from .params import check_params, params_from_options
-from .patterns import NM, Block, Group, Pattern, Unstructured, comparison_group
+from .patterns import NM, Block, Group, Pattern, Structured, Unstructured, comparison_group
 from .registry import Registry
 from .stats import StatsByLayer
 
@@ -62,6 +68,24 @@ class MethodMeta:
     prunes: bool = True  # False only for the dense baseline
     group: Group = Group.LAYER  # where unstructured scores compete (unstructured-global overrides it)
     patterns: tuple[type, ...] = (Unstructured, NM, Block)
+    # structured targets only: how units are scored. "weights": the per-weight ``score`` summed over
+    # each unit's weights ("all" of them, or only its "output" columns in the projection that reads
+    # it); "blocks": ``score_blocks`` scores whole blocks
+    unit_scores: str = "weights"
+    unit_weights: str = "all"
+
+    def __post_init__(self) -> None:
+        if self.unit_scores not in ("weights", "blocks") or self.unit_weights not in ("all", "output"):
+            raise InvalidSpecError(f"unit_scores is 'weights' or 'blocks' and unit_weights 'all' or 'output', "
+                                   f"got {self.unit_scores!r}, {self.unit_weights!r}")
+        structured = [issubclass(p, Structured) for p in self.patterns]
+        if any(structured) and not all(structured):
+            raise InvalidSpecError("a method either shrinks the model (structured targets) or masks weights, not both")
+
+    @property
+    def structured(self) -> bool:
+        """The method removes whole units (its patterns are structured targets)."""
+        return bool(self.patterns) and issubclass(self.patterns[0], Structured)
 
 
 @dataclass
@@ -143,6 +167,10 @@ class Method(ABC):
     def score(self, ctx: PruneContext, layer: PrunableLayer) -> torch.Tensor:
         """Importance of every weight of ``layer`` as an ``[out, in]`` tensor (higher = keep)."""
         raise NotImplementedError(f"method {self.name!r} defines no score")
+
+    def score_blocks(self, ctx: PruneContext) -> torch.Tensor:
+        """Structured, ``unit_scores="blocks"``: importance of every block as ``[blocks]`` (higher = keep)."""
+        raise NotImplementedError(f"method {self.name!r} scores no blocks")
 
     def select(self, ctx: PruneContext, layer: PrunableLayer, scores: torch.Tensor) -> torch.Tensor:
         """The mask (True = kept) for ``scores`` under the run's pattern, in the comparison group."""

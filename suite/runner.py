@@ -7,6 +7,7 @@ patterns, the database itself) runs before anything heavy is loaded.
 
 from __future__ import annotations
 
+import copy
 import logging
 import resource
 import time
@@ -23,12 +24,13 @@ from .drivers import choose_driver
 from .errors import InvalidSpecError, VerificationError
 from .masks import MaskReport, fingerprint, own_zeros, require, verify
 from .models import ModelEntry, load_model, resolve_model, resolve_weights
-from .patterns import Unstructured, resolve_sparsity
+from .patterns import Structured, Unstructured, resolve_sparsity
 from .pruning import Method, PruneContext, methods
 from .record import RunRecord, build_record, measurements
 from .source_hash import method_source_hash
 from .spec import Identity, RunSpec, params_dict, spec_hash
 from .store import Store
+from .structure_check import StructureCheck
 from .suite_file import load_suite
 from .suites import Suite
 from .task import Metric
@@ -73,13 +75,21 @@ def plan(spec: RunSpec) -> Plan:
     else:
         sparsity = resolve_sparsity(spec.pattern, spec.sparsity)
         choose_driver(method, spec.pattern)  # the pattern is one the method supports, and a driver runs it
+        if isinstance(spec.pattern, Structured) and entry.kind != "causal-lm":
+            raise InvalidSpecError(f"structured targets shrink causal language models; {spec.model!r} is a {entry.kind} model")
     if spec.kernels:
         from .cache import check_regime
         from .kernel import kernels
-        from .kernel_choice import AUTO
+        from .kernel_choice import AUTO, SHRUNK
 
+        structured = isinstance(spec.pattern, Structured)
+        if structured and spec.kernels != (SHRUNK,):
+            raise InvalidSpecError(f"a {spec.pattern} run is timed as the smaller dense model against the unpruned one "
+                                   f"(--latency); sparse kernels do not apply, got --kernels {','.join(spec.kernels)}")
         for k in spec.kernels:
-            if k != AUTO:
+            if k == SHRUNK and not structured:
+                raise InvalidSpecError(f"{SHRUNK!r} times a structurally pruned model; {spec.pattern} runs time kernels (auto, dense, csr, ...)")
+            if k not in (AUTO, SHRUNK):
                 kernels.canonical(k)
         check_regime(spec.cache)
         if spec.latency_dtype not in (None, "float32", "bfloat16", "float16"):
@@ -98,11 +108,11 @@ def plan(spec: RunSpec) -> Plan:
 def identity_of(p: Plan, model_revision: str) -> Identity:
     """What the result of plan ``p`` is stored under (the hardware counts only when timing kernels)."""
     from .kernel import kernels
-    from .kernel_choice import AUTO
+    from .kernel_choice import AUTO, SHRUNK
 
     spec = p.spec
     params = params_dict(p.method.params)
-    timed = tuple(k if k == AUTO else kernels.canonical(k) for k in spec.kernels)
+    timed = tuple(k if k in (AUTO, SHRUNK) else kernels.canonical(k) for k in spec.kernels)
     return Identity(
         method=spec.method, params=params, method_source=method_source_hash(spec.method, params), model=p.model.name,
         model_revision=model_revision, pattern=str(spec.pattern), sparsity=p.sparsity,
@@ -186,7 +196,7 @@ def run(
 
 
 def _execute(p: Plan, identity: Identity, weights: Resolved, sources: dict[str, Resolved], progress: bool,
-             echo: Callable[[str], None]) -> tuple[RunRecord, list[Metric], MaskReport]:
+             echo: Callable[[str], None]) -> tuple[RunRecord, list[Metric], MaskReport | None]:
     """Load, prune, verify, evaluate and time; the record of it (nothing is stored here)."""
     spec = p.spec
     device = torch.device(spec.device)
@@ -203,19 +213,31 @@ def _execute(p: Plan, identity: Identity, weights: Resolved, sources: dict[str, 
 
     ctx = PruneContext(loaded, spec.pattern, p.sparsity, spec.seed, _calibration(p), progress,
                        compute_device=device if spec.offload else None)
+    structured = isinstance(spec.pattern, Structured)
+    if structured:
+        dense = copy.deepcopy(loaded.model) if identity.kernels else None  # the latency baseline
+        shrink_check = StructureCheck.before(loaded, spec.pattern)
     echo(f"pruning with {spec.method} to {p.sparsity:.0%} {spec.pattern} ...")
     t0 = time.perf_counter()
-    masks = choose_driver(p.method, spec.pattern).prune(p.method, ctx)
+    outcome = choose_driver(p.method, spec.pattern).prune(p.method, ctx)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
     prune_time = time.perf_counter() - t0
 
-    weights_now = {layer.name: layer.weight.detach() for layer in adapter.prunable_layers(loaded.model)}
-    report = require(verify(weights_now, masks, spec.pattern, p.sparsity, targeted, own=own))
-    if fingerprint(dict(adapter.iter_untargeted(loaded.model))) != before:
-        raise VerificationError(f"method {spec.method!r} changed parameters outside the targeted layers")
-    echo(f"verified: {report.achieved_sparsity:.2%} sparsity over {len(targeted)} layers"
-         + (f" (the weights' own exact zeros before pruning: {report.own_sparsity:.2%})" if own else ""))
+    if structured:
+        structure = shrink_check.after(loaded, outcome, spec.method)
+        achieved, report, masks = structure.achieved, None, {}
+        echo(f"verified: removed {structure.achieved:.2%} of the {spec.pattern} parameters; "
+             f"{structure.params_before:,} → {structure.params_after:,} parameters")
+    else:
+        masks = outcome
+        weights_now = {layer.name: layer.weight.detach() for layer in adapter.prunable_layers(loaded.model)}
+        report = require(verify(weights_now, masks, spec.pattern, p.sparsity, targeted, own=own))
+        if fingerprint(dict(adapter.iter_untargeted(loaded.model))) != before:
+            raise VerificationError(f"method {spec.method!r} changed parameters outside the targeted layers")
+        achieved = report.achieved_sparsity
+        echo(f"verified: {report.achieved_sparsity:.2%} sparsity over {len(targeted)} layers"
+             + (f" (the weights' own exact zeros before pruning: {report.own_sparsity:.2%})" if own else ""))
 
     t0 = time.perf_counter()
     metrics: list[Metric] = []
@@ -224,7 +246,13 @@ def _execute(p: Plan, identity: Identity, weights: Resolved, sources: dict[str, 
     eval_time = time.perf_counter() - t0
 
     timings: list[dict[str, Any]] = []
-    if identity.kernels:
+    if identity.kernels and structured:
+        from .latency import shrunk_timings
+
+        timings = shrunk_timings(replace(loaded, model=dense), loaded, spec.pattern, p.sparsity, progress=progress, cache=spec.cache,
+                                 dtype=getattr(torch, spec.latency_dtype) if spec.latency_dtype else None)
+        del dense
+    elif identity.kernels:
         from .latency import end_to_end_timings
 
         timings = end_to_end_timings(loaded, masks, identity.kernels, spec.pattern, p.sparsity, progress=progress, cache=spec.cache,
@@ -232,8 +260,11 @@ def _execute(p: Plan, identity: Identity, weights: Resolved, sources: dict[str, 
 
     prov = provenance.collect(device)
     prov["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    prov["mask_report"] = {"achieved": report.achieved_sparsity, "own_zeros": report.own_sparsity, "total_zeros": report.total_sparsity,
-                           "nm_valid": report.nm_valid, "layers": len(report.layers)}
+    if structured:
+        prov["structure"] = {**structure.summary(), "plan": outcome.summary()}
+    else:
+        prov["mask_report"] = {"achieved": report.achieved_sparsity, "own_zeros": report.own_sparsity,
+                               "total_zeros": report.total_sparsity, "nm_valid": report.nm_valid, "layers": len(report.layers)}
     prov["model_source"] = loaded.source
     prov["suite"] = {"source": p.suite.origin, "settings": p.suite.settings()}
     prov["datasets"] = {name: {"source": r.source.describe(), "revision": r.revision} for name, r in sources.items()}
@@ -242,8 +273,8 @@ def _execute(p: Plan, identity: Identity, weights: Resolved, sources: dict[str, 
     if spec.offload:  # pruned block by block on spec.device; the model, and so the tasks, stayed on the CPU
         prov["offload"] = {"compute_device": spec.device, "model_device": str(loaded.device)}
     calibration = str(ctx.calibration) if ctx.calibration else None
-    outcome = measurements(report.achieved_sparsity, prune_time, eval_time, _peak_memory_mb(device), calibration, metrics, timings)
+    measured = measurements(achieved, prune_time, eval_time, _peak_memory_mb(device), calibration, metrics, timings)
     record = build_record(identity, request=spec.request(), device=str(device), hardware=provenance.hardware_name(device),
-                          provenance=prov, outcome=outcome)
+                          provenance=prov, outcome=measured)
     return record, metrics, report
 

@@ -38,6 +38,10 @@ def _rows(db):
     (["--method", "wanda", "--offload"], "--offload moves one block at a time to a GPU; pass --device cuda"),
     (["--seed", "-1"], "Invalid value for '--seed': -1 is not in the range x>=0"),
     (["--threads", "0"], "Invalid value for '--threads': 0 is not in the range x>=1"),
+    (["--method", "shortgpt", "--pattern", "heads"], "method 'shortgpt' does not support pattern heads"),
+    (["--method", "wanda", "--pattern", "channels"], "method 'wanda' does not support pattern channels"),
+    (["--method", "shortgpt", "--pattern", "depth", "--kernels", "csr"], "sparse kernels do not apply"),
+    (["--pattern", "layers"], "'depth', 'heads' or 'channels'"),
 ])
 def test_bad_input_is_one_line_exit_2_and_no_row(capsys, tmp_path, args, expected):
     db = tmp_path / "r.db"
@@ -218,3 +222,11 @@ def test_list_tables_fit_the_terminal(capsys, monkeypatch, kind):
     code, out, _ = _run_cli(capsys, "list", kind)
     widths = [len(line) for line in out.splitlines()]
     assert code == 0 and max(widths) <= 100, max(widths)
+
+
+@pytest.mark.parametrize("args,timed", [(["-m", "shortgpt", "-p", "depth"], "timing shrunk"), (["-m", "magnitude"], "timing auto"),
+                                        (["-m", "magnitude", "--kernels", "csr"], "timing csr")])
+def test_latency_times_the_shrunk_model_or_the_fastest_kernels(capsys, tmp_path, tiny_model_dirs, args, timed):
+    code, out, _ = _run_cli(capsys, "run", "--db", f"sqlite:///{tmp_path / 'r.db'}", "--model", str(tiny_model_dirs["llama"]),
+                            "--suite", "unit", "--latency", "--dry-run", *args)
+    assert code == 0 and f"{timed} on " in out

@@ -196,3 +196,56 @@ def test_site_build_defaults_to_the_published_bundles(store, tmp_path, capsys, m
     with pytest.raises(SystemExit) as exit_:
         main(["site", "build", "--bundles", "nowhere", "--out", "public"])
     assert exit_.value.code == 2 and "no bundle folder nowhere/" in capsys.readouterr().err
+
+
+def test_speedup_plot_puts_both_families_on_one_chart(store):
+    """SYNTHETIC records: one point per run at its best pruned-model speedup; a structured run's
+    baseline row (the unpruned model, 1×) is not a point of that run."""
+    import dataclasses
+
+    from sparsebench.kernel_choice import UNPRUNED
+    from sparsebench.site.pages import _speedup_plots
+    from sparsebench.site.tables import Frames
+    from sparsebench.testing import synthetic_run
+
+    store.write_run(synthetic_run("dense", "tiny-a", 20.0, sparsity=0.0))
+    store.write_run(synthetic_run("magnitude", "tiny-a", 30.0, sparsity=0.5, kernels=(("dense", "ok", 1.0, None), ("csr", "ok", 0.7, None))))
+    shrunk = synthetic_run("shortgpt", "tiny-a", 26.0, pattern="depth", sparsity=0.2,
+                           kernels=(("dense", "ok", 1.0, None), ("shrunk", "ok", 1.25, None)))
+    rows = tuple(dataclasses.replace(t, details={**t.details, "model_state": UNPRUNED}) if t.kernel == "dense" else t
+                 for t in shrunk.timings)
+    store.write_run(dataclasses.replace(shrunk, measured=dataclasses.replace(shrunk.measured, timings=rows)))
+    runs = store.runs()
+    frames = Frames(runs, store.metrics(runs["id"].tolist()), store.timings())
+    (key,) = frames.metric_keys(runs["id"].tolist())
+    (plot,) = _speedup_plots(frames, frames.runs, lambda run_id: frames.value(run_id, key), "ppl", "perplexity", higher=False)
+    labels = sorted(d.label for d in plot.dots)
+    assert len(labels) == 3
+    assert any(lab.startswith("shortgpt · depth") and "shrunk · 1.25×" in lab for lab in labels)
+    assert any(lab.startswith("magnitude · unstructured") and "dense · 1.00×" in lab for lab in labels)  # its best kernel
+    assert {item.text for item in plot.legend} >= {"structured: shrunk", "sparse: zeroed weights", "dense"}
+    front = {d.label.split(" · ")[0] for d in plot.dots if d.pareto}
+    assert front == {"shortgpt", "dense"}  # faster than dense and better than magnitude; dense is the best quality
+
+
+def test_mean_zero_shot_accuracy_against_speedup(store):
+    """SYNTHETIC records with two accuracy tasks: their mean is plotted against the measured speedup."""
+    import dataclasses
+
+    from sparsebench.record import MetricRecord
+    from sparsebench.site.pages import _quality_plots
+    from sparsebench.site.tables import Frames
+    from sparsebench.testing import synthetic_run
+
+    for method, pattern, accs, speedup in (("wanda", "2:4", (0.5, 0.7), 1.1), ("shortgpt", "depth", (0.4, 0.6), 1.3)):
+        rec = synthetic_run(method, "tiny-a", accs[0], pattern=pattern, sparsity=0.5, task=("arc_easy", "1", "acc", True),
+                            kernels=(("auto" if pattern == "2:4" else "shrunk", "ok", speedup, None),))
+        piqa = MetricRecord("piqa", "1", "acc", accs[1], True, None, 100, {})
+        store.write_run(dataclasses.replace(rec, measured=dataclasses.replace(rec.measured, metrics=(*rec.metrics, piqa))))
+    runs = store.runs()
+    frames = Frames(runs, store.metrics(runs["id"].tolist()), store.timings())
+    (plot,) = [p for p in _quality_plots(frames, runs, "") if p.title.startswith("mean zero-shot accuracy (arc_easy, piqa)")]
+    labels = sorted(d.label for d in plot.dots)
+    assert labels[0].startswith("shortgpt · depth") and labels[0].endswith("1.30× · 0.5")
+    assert labels[1].startswith("wanda · 2:4") and labels[1].endswith("1.10× · 0.6")
+    assert all(d.pareto for d in plot.dots)  # one is faster, the other more accurate
