@@ -16,6 +16,7 @@ worker cannot write its own failure).
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import multiprocessing
@@ -23,6 +24,7 @@ import os
 import signal
 import socket
 import sys
+import tempfile
 import time
 import traceback
 from abc import ABC, abstractmethod
@@ -211,11 +213,15 @@ class RayExecutor(Executor):
         if ray.is_initialized():
             return False
         common = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.WARNING, configure_logging=False)
-        if self.address:
-            ray.init(address=self.address, **common)
-        else:  # a private single-node cluster for this sweep, gone when it ends
-            cpus = (self.workers or os.cpu_count() or 1) * per_task_cpus
-            ray.init(address="local", num_cpus=cpus, object_store_memory=200 * 2**20, **common)
+        # Ray puts the driver's working directory first on its workers' import path; started from a
+        # sparsebench checkout, the source folder kernels/ would then hide the `kernels` package
+        # that transformers imports. sparsebench is installed, so the workers need no source tree.
+        with contextlib.chdir(tempfile.gettempdir()):
+            if self.address:
+                ray.init(address=self.address, **common)
+            else:  # a private single-node cluster for this sweep, gone when it ends
+                cpus = (self.workers or os.cpu_count() or 1) * per_task_cpus
+                ray.init(address="local", num_cpus=cpus, object_store_memory=200 * 2**20, **common)
         return True
 
     def run(self, jobs: Sequence[Job], listener: Listener) -> None:

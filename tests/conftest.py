@@ -7,12 +7,20 @@ The tiny models use the real SmolLM2 tokenizer (from the dequantized cache of th
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
-import pytest
-import torch
+# `python -m pytest` (and every `python -c` a test starts) puts the working directory first on
+# the import path: from the repository root, the source folder kernels/ would hide the `kernels`
+# package transformers imports. sparsebench is installed as sparsebench.*, so neither this
+# process nor its children need the source tree on the path (PYTHONSAFEPATH: Python >= 3.11).
+_ROOT = Path(__file__).resolve().parent.parent
+sys.path[:] = [p for p in sys.path if Path(p or os.curdir).resolve() != _ROOT]
+os.environ["PYTHONSAFEPATH"] = "1"
 
-from sparsebench import testing
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from sparsebench import testing  # noqa: E402
 
 torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 
