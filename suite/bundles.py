@@ -38,7 +38,7 @@ from .spec import canonical_json, nonfinite_path
 from .store import SCHEMA_VERSION, MetricRow, Run, Store, TimingRow, run_row
 
 FORMAT = "sparsebench-results"
-BUNDLE_SCHEMA_VERSION = 2
+BUNDLE_SCHEMA_VERSION = 3
 DEFAULT_MAX_BYTES = 32 * 2**20
 MAX_DEPTH = 12  # nesting of JSON values (provenance is ~4 deep)
 TEXT_MAX = 16_384  # unbounded Text columns

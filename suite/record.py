@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import SparsebenchError
+from .items import ItemScores, ItemsError
 from .spec import Identity, nonfinite_path, spec_hash
 
 if TYPE_CHECKING:
@@ -44,16 +45,38 @@ class MetricRecord:
     stderr: float | None = None
     n: int | None = None
     details: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    items: ItemScores | None = None
 
     def __post_init__(self) -> None:
-        _check_finite({"value": self.value, "stderr": self.stderr, "details": dict(self.details)}, f"metric {self.task}/{self.metric}")
+        where = f"metric {self.task}/{self.metric}"
+        _check_finite({"value": self.value, "stderr": self.stderr, "details": dict(self.details)}, where)
+        if self.items is not None:
+            try:
+                self.items.check(self.value, self.n, where)
+            except ItemsError as exc:
+                raise RecordError(str(exc)) from None
 
     @classmethod
     def of(cls, m: Metric) -> MetricRecord:
-        return cls(m.task, m.task_version, m.name, float(m.value), bool(m.higher_is_better), m.stderr, m.n, dict(m.details))
+        return cls(m.task, m.task_version, m.name, float(m.value), bool(m.higher_is_better), m.stderr, m.n, dict(m.details), m.items)
+
+    @classmethod
+    def from_columns(cls, row: Mapping[str, Any]) -> MetricRecord:
+        """From a stored metric row (its items as their JSON payload)."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(row) - fields
+        if unknown:
+            raise RecordError(f"metric row has unknown field(s) {sorted(unknown)}")
+        payload = row.get("items")
+        try:
+            items = ItemScores.from_payload(payload) if payload is not None else None
+        except ItemsError as exc:
+            raise RecordError(f"metric {row.get('task')}/{row.get('metric')}: {exc}") from None
+        return cls(**{**row, "items": items})
 
     def columns(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "details": dict(self.details)}
+        cols = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        return {**cols, "details": dict(self.details), "items": self.items.payload() if self.items is not None else None}
 
 
 @dataclass(frozen=True)
@@ -196,7 +219,7 @@ def record_from_columns(cols: Mapping[str, Any], metrics: Iterable[Mapping[str, 
     completed = cols.get("status") == "completed"
     outcome: Measurements | str = Measurements(
         cols.get("achieved_sparsity"), cols.get("prune_time_s"), cols.get("eval_time_s"), cols.get("peak_memory_mb"),
-        cols.get("calibration"), tuple(MetricRecord(**m) for m in metrics), tuple(TimingRecord.from_mapping(t) for t in timings),
+        cols.get("calibration"), tuple(MetricRecord.from_columns(m) for m in metrics), tuple(TimingRecord.from_mapping(t) for t in timings),
     ) if completed else str(cols.get("error"))
     if completed and any(getattr(outcome, k) is None for k in ("achieved_sparsity", "prune_time_s", "eval_time_s", "peak_memory_mb")):
         raise RecordError("a completed run needs achieved_sparsity, prune_time_s, eval_time_s and peak_memory_mb")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from .items import ItemScores
     from .record import RunRecord
 
 FAMILIES: tuple[str, ...] = ("llama", "opt", "gpt2")
@@ -76,13 +77,15 @@ def synthetic_run(
     hardware: str = "synthetic-cpu",
     threads: int = 2,
     method_source: str | None = None,
+    items: ItemScores | None = None,
 ) -> RunRecord:
     """A completed run record for ``Store.write_run`` (with a valid spec hash).
 
     SYNTHETIC: for tests of storage, bundles and the site only; the numbers are whatever the
     caller passes. ``kernels`` holds ``(kernel, status, speedup, reason)`` end-to-end timings.
     ``method_source`` defaults to the registered method's current source hash (a run that is
-    not stale), or "synthetic" for a name that is not registered.
+    not stale), or "synthetic" for a name that is not registered. With ``items`` the metric is
+    their aggregate (``quality`` is then ignored) and carries them.
     """
     import datetime as dt
 
@@ -99,7 +102,8 @@ def synthetic_run(
     label = f"{hardware} ({threads} threads)"
     prov = {"git_sha": "0" * 40, "packages": {"sparsebench": "0.1.0", "torch": "synthetic", "transformers": "synthetic"},
             "python": "3", "hardware": {"cpu": hardware}, "threads": threads, "synthetic": True}
-    metrics = (MetricRecord(task_name, task_version, metric, quality, higher, None, 128, {"synthetic": True}),)
+    value, n = (items.value(), items.n) if items is not None else (quality, 128)
+    metrics = (MetricRecord(task_name, task_version, metric, value, higher, None, n, {"synthetic": True}, items),)
     timings = tuple(TimingRecord.from_mapping(synthetic_timing(k, status, speedup, reason, pattern=pattern, sparsity=sparsity,
                                                                hardware=label, scope="prefill"))
                     for k, status, speedup, reason in kernels)
