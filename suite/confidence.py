@@ -108,14 +108,14 @@ def _resampled(arms: Sequence[Sequence[ItemScores]], resamples: int, seed: int) 
     value = AGGREGATES[aggregate].value
     rng = np.random.default_rng(seed)
     n = len(ids)
-    seed_draws = [rng.integers(0, s.shape[0], size=(resamples, s.shape[0])) for s in scores]
     per_seed = [np.empty((s.shape[0], resamples)) for s in scores]  # [seeds, resamples]: each seed's value on each item draw
-    rows = max(1, CHUNK_ELEMENTS // max(1, n * max(s.shape[0] for s in scores)))
+    rows = max(1, CHUNK_ELEMENTS // n)  # item draws do not depend on the number of seeds
     for start in range(0, resamples, rows):
         stop = min(resamples, start + rows)
         idx = rng.integers(0, n, size=(stop - start, n))
         for k, (s, t) in enumerate(zip(scores, tokens)):
             per_seed[k][:, start:stop] = value(s[:, idx], None if t is None else t[:, idx])
+    seed_draws = [rng.integers(0, s.shape[0], size=(resamples, s.shape[0])) for s in scores]  # after the items: k equal seeds give one run's interval
     stats = [np.take_along_axis(v.T, d, axis=1).mean(axis=1) for v, d in zip(per_seed, seed_draws)]
     observed = [float(value(s, t).mean()) for s, t in zip(scores, tokens)]
     return stats, observed

@@ -20,8 +20,8 @@ from .source_hash import current_method_source
 
 RUN_COLUMNS = ["id", "method", "model", "pattern", "sparsity", "achieved"]
 LONG_COLUMNS = ["id", "method", "method_params", "model", "pattern", "sparsity", "achieved_sparsity", "suite", "suite_version",
-                "task", "task_version", "metric", "value", "stderr", "n", "seed", "prune_time_s", "eval_time_s", "peak_memory_mb",
-                "device", "created_at", "spec_hash", "details"]
+                "task", "task_version", "metric", "value", "stderr", "ci_low", "ci_high", "ci_resamples", "ci_seed", "n", "seed",
+                "prune_time_s", "eval_time_s", "peak_memory_mb", "device", "created_at", "spec_hash", "details"]
 
 
 def _primary_metric(task: str) -> str | None:

@@ -100,6 +100,11 @@ class MetricRow(Base):
     n: Mapped[int | None] = mapped_column(Integer, nullable=True)
     details: Mapped[dict[str, Any]] = mapped_column(JSON)
     items: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # ItemScores.payload(): ids, scores[, tokens]
+    ci_low: Mapped[float | None] = mapped_column(Float, nullable=True)  # the bootstrap interval over the items
+    ci_high: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ci_level: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ci_resamples: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    ci_seed: Mapped[int | None] = mapped_column(Integer, nullable=True)
     run: Mapped[Run] = relationship(back_populates="metrics")
 
 

@@ -102,8 +102,11 @@ def synthetic_run(
     label = f"{hardware} ({threads} threads)"
     prov = {"git_sha": "0" * 40, "packages": {"sparsebench": "0.1.0", "torch": "synthetic", "transformers": "synthetic"},
             "python": "3", "hardware": {"cpu": hardware}, "threads": threads, "synthetic": True}
+    from .confidence import bootstrap_interval
+
     value, n = (items.value(), items.n) if items is not None else (quality, 128)
-    metrics = (MetricRecord(task_name, task_version, metric, value, higher, None, n, {"synthetic": True}, items),)
+    interval = bootstrap_interval(items) if items is not None else None
+    metrics = (MetricRecord(task_name, task_version, metric, value, higher, None, n, {"synthetic": True}, items, interval),)
     timings = tuple(TimingRecord.from_mapping(synthetic_timing(k, status, speedup, reason, pattern=pattern, sparsity=sparsity,
                                                                hardware=label, scope="prefill"))
                     for k, status, speedup, reason in kernels)
