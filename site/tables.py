@@ -49,6 +49,8 @@ class Cell:
     href: str = ""
     badge: str = ""
     title: str = ""
+    mark: str = ""  # "best" or "≈ best" (site.significance)
+    note: str = ""  # a second line, e.g. Δ vs dense
 
 
 @dataclass(frozen=True)
@@ -86,19 +88,54 @@ class Frames:
     timings: pd.DataFrame
     values: pd.DataFrame = field(init=False)  # run id × (task, version, metric) → value
     stale: set[int] = field(init=False)  # runs whose method source has changed since they ran
+    groups: pd.Series = field(init=False)  # run id → the key it shares with the runs that differ from it only in seed
 
     def __post_init__(self) -> None:
+        from sparsebench.comparison import seed_groups
         from sparsebench.results import stale_runs
 
         self.runs = self.runs[self.runs["status"] == "completed"].copy() if not self.runs.empty else self.runs
         self.stale = stale_runs(self.runs) if not self.runs.empty else set()
+        self.groups = pd.Series(seed_groups(self.runs).values, index=self.runs["id"].values) if not self.runs.empty else pd.Series(dtype=str)
         m = self.metrics
+        self._rows: dict[tuple[int, MetricKey], Any] = {}
+        self._items: dict[tuple[int, MetricKey], Any] = {}
         if m.empty:
             self.values = pd.DataFrame(index=pd.Index([], name="run_id"))
             self.higher: dict[MetricKey, bool] = {}
         else:
             self.values = m.pivot_table(index="run_id", columns=["task", "task_version", "metric"], values="value", aggfunc="first")
             self.higher = {(r.task, r.task_version, r.metric): bool(r.higher_is_better) for r in m.itertuples()}
+            self._rows = {(int(r.run_id), (r.task, r.task_version, r.metric)): r for r in m.itertuples()}
+
+    def item_lists(self, run_ids: Sequence[int], key: MetricKey) -> list | None:
+        """The per-item scores of ``key`` of each run (None unless every run has them)."""
+        from sparsebench.items import ItemScores
+
+        out = []
+        for run_id in run_ids:
+            if (run_id, key) not in self._items:
+                row = self._rows.get((run_id, key))
+                payload = getattr(row, "items", None) if row is not None else None
+                self._items[(run_id, key)] = ItemScores.from_payload(payload) if isinstance(payload, dict) else None
+            if self._items[(run_id, key)] is None:
+                return None
+            out.append(self._items[(run_id, key)])
+        return out
+
+    def item_count(self, run_id: int, key: MetricKey) -> int | None:
+        """How many items (documents, windows, queries, images) ``key`` of the run has, if stored."""
+        items = self.item_lists([run_id], key)
+        return len(items[0].ids) if items else None
+
+    def estimate(self, run_ids: Sequence[int], key: MetricKey):  # noqa: ANN201 - sparsebench.results.Estimate | None
+        """The value (mean over seeds) with its interval and sd over seeds, as ``sparsebench results`` shows it."""
+        from sparsebench.results import estimate
+
+        rows = [self._rows[(i, key)] for i in run_ids if (i, key) in self._rows]
+        if len(rows) != len(run_ids) or not rows:
+            return None
+        return estimate(pd.DataFrame(rows))
 
     def metric_keys(self, run_ids: Sequence[int]) -> list[MetricKey]:
         if self.values.empty:
@@ -166,19 +203,40 @@ def run_command(method: str, model: str, suite: str, pattern: str = "unstructure
     return shlex.join(args)
 
 
+def interval_title(est: Any, n: Any) -> str:
+    """What a value cell's interval means (a cell's hover text)."""
+    if est is None or est.low is None:
+        return "no per-item scores stored: no interval"
+    over = f"over {n} items" if n else "over the task's items"
+    if est.seeds > 1:
+        return f"mean of {est.seeds} seeds ± their sd; 95% interval {over} and seeds (crossed bootstrap)"
+    return f"95% bootstrap interval {over}"
+
+
 def run_table(frames: Frames, runs: pd.DataFrame, table_id: str, root: str, show_suite: bool = False,
-              placeholders: Sequence[dict[str, Any]] = ()) -> Table:
-    """One row per run: method, model, pattern, sparsity, every metric, best speedup, provenance."""
+              placeholders: Sequence[dict[str, Any]] = (), marks: bool = False, deltas: bool = False) -> Table:
+    """One row per run, or per group of runs that differ only in seed: method, model, pattern,
+    sparsity, every metric (value [95% interval], or mean ±sd over seeds [interval]), best
+    speedup, seeds, provenance (of the group's first run). ``marks``: mark the rows not
+    distinguishable from the best of their model, pattern and sparsity; ``deltas``: Δ vs dense."""
+    from .significance import BEST, BEST_TITLE, TIE_TITLE, best_marks, delta_text, delta_vs_dense, run_rows
+
     keys = frames.metric_keys(runs["id"].tolist())
     cols = [Column("method"), Column("model")]
     if show_suite:
         cols.append(Column("suite"))
     cols += [Column("pattern"), Column("sparsity", True, "target"), Column("achieved", True, "measured on the pruned weights")]
-    cols += [Column(metric_label(k, frames.higher.get(k, False)), True) for k in keys]
+    cols += [Column(metric_label(k, frames.higher.get(k, False)), True, "value [95% interval]; with several seeds: mean ±sd [interval]")
+             for k in keys]
     cols += [Column("speedup", True, "best measured end-to-end speedup vs dense"), Column("seed", True), Column("provenance")]
+    ordered = runs.sort_values(["model", "pattern", "sparsity", "method", "id"])
+    groups = run_rows(ordered, frames.groups)
+    by_id = ordered.set_index("id", drop=False)
+    best = best_marks(frames, groups, keys) if marks else {}
     rows = []
-    for r in runs.sort_values(["model", "pattern", "sparsity", "method", "id"]).itertuples():
-        baseline, stale = r.method in BASELINES, int(r.id) in frames.stale
+    for i, ids in enumerate(groups):
+        r = next(by_id.loc[[ids[0]]].itertuples())
+        baseline, stale = r.method in BASELINES, any(j in frames.stale for j in ids)
         speed, speed_text = best_speedup(frames, int(r.id))
         badge = " · ".join(b for b, on in (("baseline", baseline), ("stale", stale)) if on)
         cells = [Cell(r.method, r.method, f"{root}methods/{slug(r.method)}.html", badge, STALE if stale else ""),
@@ -188,8 +246,16 @@ def run_table(frames: Frames, runs: pd.DataFrame, table_id: str, root: str, show
                               f"{root}leaderboards/{slug(r.suite + '-v' + r.suite_version)}.html"))
         cells += [Cell(r.pattern, r.pattern), Cell(fmt(r.sparsity, 3), sort_key(r.sparsity)),
                   Cell(fmt(r.achieved_sparsity), sort_key(r.achieved_sparsity))]
-        cells += [Cell(fmt(v := frames.value(int(r.id), k)), sort_key(v)) for k in keys]
-        cells += [Cell(speed_text, sort_key(speed)), Cell(str(r.seed), sort_key(r.seed)), Cell("details")]
+        for k in keys:
+            est = frames.estimate(ids, k)
+            mark = best.get((i, k), "")
+            title = interval_title(est, frames.item_count(ids[0], k))
+            if mark:
+                title += f". {BEST_TITLE if mark == BEST else TIE_TITLE}"
+            note = delta_text(delta_vs_dense(frames, ids, k)) if deltas else ""
+            cells.append(Cell(est.text() if est else "—", sort_key(est.value if est else None), title=title, mark=mark, note=note))
+        seeds = ",".join(str(s) for s in sorted(by_id.loc[ids, "seed"]))
+        cells += [Cell(speed_text, sort_key(speed)), Cell(seeds, sort_key(int(r.seed))), Cell("details")]
         rows.append(Row(tuple(cells), " ".join(c for c, on in (("baseline", baseline), ("stale", stale)) if on),
                         provenance(r, root, stale)))
     for p in placeholders:
