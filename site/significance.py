@@ -13,14 +13,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from sparsebench.confidence import Comparison, ComparisonError, compare
 
-if TYPE_CHECKING:
-    from .tables import Frames, MetricKey
+from .frames import Frames, MetricKey
 
 ALPHA = 0.05
 BEST = "best"
