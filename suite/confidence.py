@@ -112,7 +112,7 @@ def _resampled(arms: Sequence[Sequence[ItemScores]], resamples: int, seed: int) 
     rows = max(1, CHUNK_ELEMENTS // n)  # item draws do not depend on the number of seeds
     for start in range(0, resamples, rows):
         stop = min(resamples, start + rows)
-        idx = rng.integers(0, n, size=(stop - start, n))
+        idx = rng.integers(0, n, size=(stop - start, n), dtype=np.int32)
         for k, (s, t) in enumerate(zip(scores, tokens)):
             per_seed[k][:, start:stop] = value(s[:, idx], None if t is None else t[:, idx])
     seed_draws = [rng.integers(0, s.shape[0], size=(resamples, s.shape[0])) for s in scores]  # after the items: k equal seeds give one run's interval
