@@ -101,13 +101,19 @@ def compare_metrics(metrics: pd.DataFrame, a: Sequence[int], b: Sequence[int], m
 
 def compare_runs(store: Store, run_a: str | int, run_b: str | int, metric: str | None = None, all_seeds: bool = False,
                  **kw: Any) -> pd.DataFrame:
-    """B − A for two stored runs (or, with ``all_seeds``, the runs that differ from each only in seed) on the same items."""
-    ids = [resolve_run(store, str(r)) for r in (run_a, run_b)]
+    """B − A for two stored runs on the same items. A side may be several runs that differ only
+    in seed, as ``results`` shows them (``"4,5,6"``); with ``all_seeds`` each side is every stored
+    run that differs from it only in seed."""
     runs = store.runs(status="completed")
-    sides: list[list[int]] = [[i] for i in ids]
+    groups = pd.Series(seed_groups(runs).values, index=runs["id"].astype(int).values)
+    sides = [sorted({resolve_run(store, part) for part in str(ref).split(",") if part.strip()}) for ref in (run_a, run_b)]
+    for ref, side in zip((run_a, run_b), sides):
+        if not side:
+            raise ComparisonError(f"no run given in {str(ref)!r}")
+        if groups[side].nunique() > 1:
+            raise ComparisonError(f"runs {ref} differ in more than their seed; give runs of one row of `sparsebench results`")
     if all_seeds:
-        groups = seed_groups(runs)
-        sides = [sorted(runs.loc[groups == groups[runs["id"] == i].iloc[0], "id"].astype(int)) for i in ids]
+        sides = [sorted(int(i) for i in groups.index[groups == groups[side[0]]]) for side in sides]
     _check_same_protocol(runs, sides[0], sides[1])
     out = compare_metrics(store.metrics(sides[0] + sides[1]), sides[0], sides[1], metric, **kw)
     out.attrs.update(runs_a=sides[0], runs_b=sides[1])

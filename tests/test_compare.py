@@ -9,7 +9,7 @@ from scipy.stats import binomtest
 
 from sparsebench.cli import main
 from sparsebench.comparison import COLUMNS, compare_runs
-from sparsebench.confidence import BOOTSTRAP, MCNEMAR
+from sparsebench.confidence import BOOTSTRAP, MCNEMAR, ComparisonError
 from sparsebench.items import ItemScores
 from sparsebench.testing import synthetic_run
 
@@ -108,6 +108,11 @@ def test_all_seeds_compares_seed_groups(store):
              for meth in ("magnitude", "wanda")}
     assert row["delta"] == pytest.approx(means["wanda"] - means["magnitude"])
     assert df.attrs["runs_a"] == sorted(runs.loc[runs["method"] == "magnitude", "id"].tolist())
+    as_shown = ",".join(str(i) for i in df.attrs["runs_a"])  # a row of `results`
+    again = compare_runs(store, as_shown, ",".join(str(i) for i in df.attrs["runs_b"]))
+    assert again.iloc[0]["delta"] == row["delta"] and again.iloc[0]["p_value"] == row["p_value"]
+    with pytest.raises(ComparisonError, match="differ in more than their seed"):
+        compare_runs(store, f"{first['magnitude']},{first['wanda']}", first["wanda"])
 
 
 def test_a_real_run_compared_with_itself(tiny_model_dirs, store, capsys):

@@ -10,8 +10,9 @@ from ..confidence import LEVEL, RESAMPLES, SEED
 HELP = f"""\
 Δ = B − A of every metric the two runs share, on the same items.
 
-RUN_A and RUN_B are run ids as `sparsebench results` shows them, or unique prefixes
-(4+ hex digits) of their spec hashes. The runs must have scored the same items: the same
+RUN_A and RUN_B are run ids as `sparsebench results` shows them (a row of runs that
+differ only in seed, e.g. 4,5,6, compares their mean over seeds), or unique prefixes (4+ hex
+digits) of their spec hashes. The runs must have scored the same items: the same
 suite identity, model and model revision, task versions and item ids; otherwise the
 command says which differs.
 
