@@ -58,7 +58,7 @@ class Frames:
         items = self.item_lists([run_id], key)
         return len(items[0].ids) if items else None
 
-    def estimate(self, run_ids: Sequence[int], key: MetricKey):  # noqa: ANN201 - sparsebench.results.Estimate | None
+    def estimate(self, run_ids: Sequence[int], key: MetricKey) -> Any:  # sparsebench.results.Estimate | None
         """The value (mean over seeds) with its interval and sd over seeds, as ``sparsebench results`` shows it."""
         from sparsebench.results import estimate
 

@@ -40,7 +40,7 @@ def runs(store):
 
 
 def test_python_api_gives_delta_interval_and_mcnemar(runs):
-    store, ids, mag, wanda = runs
+    store, ids, _, _ = runs
     df = compare_runs(store, ids["magnitude"], ids["wanda"])
     assert list(df.columns) == COLUMNS and len(df) == 1
     row = df.iloc[0]

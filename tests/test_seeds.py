@@ -46,7 +46,7 @@ def test_run_seeds_stores_one_run_per_seed_and_results_aggregate_them(capsys, tm
                                                 (["--seeds", "0,0"], "distinct")])
 def test_bad_seeds_are_one_line(capsys, tmp_path, extra, message):
     code, out, err = _cli(capsys, "run", "--db", f"sqlite:///{tmp_path / 'r.db'}", "--suite", "unit", *extra)
-    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+    assert code == 2 and out == "" and message in err and len(err.strip().splitlines()) == 1
     assert not (tmp_path / "r.db").exists()
 
 
