@@ -10,10 +10,15 @@ from typing import Any
 import pandas as pd
 
 from .plots import Plot, Point, scatter
+from .significance import ALPHA, delta_vs_dense
 from .tables import (
-    BASELINES, Cell, Column, Frames, Provenance, Row, Table, fmt, metric_label, missing_baselines, provenance, pruned_model_rows, run_table, slug,
-    sort_key,
+    BASELINES, Cell, Column, Frames, Provenance, Row, Table, fmt, interval_title, metric_label, missing_baselines, provenance,
+    pruned_model_rows, run_table, slug, sort_key,
 )
+
+LEADERBOARD_CAPTION = (f"Each value: the metric [its 95% bootstrap interval over the task's items]; runs that differ only in seed "
+                       f"share a row: mean ±sd over seeds [interval over items and seeds]. Within each model, pattern and sparsity, "
+                       f"'best' marks the best value and '≈ best' the rows a paired test against it cannot tell apart (α = {ALPHA:g}).")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,7 +115,8 @@ def leaderboards(frames: Frames) -> Iterator[Page]:
     for (suite, version), runs in frames.runs.groupby(["suite", "suite_version"], sort=True):
         entry = _registered(suites, suite)
         path = f"leaderboards/{slug(f'{suite}-v{version}')}.html"
-        table = run_table(frames, runs, "leaderboard", "../", placeholders=missing_baselines(runs, suite, version))
+        table = dataclasses.replace(run_table(frames, runs, "leaderboard", "../", placeholders=missing_baselines(runs, suite, version),
+                                              marks=True), caption=LEADERBOARD_CAPTION)
         yield Page(path, "leaderboard.html", dict(
             title=f"{suite} v{version} leaderboard", suite=suite, version=version,
             description=entry.description if entry and entry.version == version else "",
@@ -150,7 +156,7 @@ def method_pages(frames: Frames) -> Iterator[Page]:
         used = sorted({json.dumps(p, sort_keys=True) for p in runs["method_params"]}) if not runs.empty else []
         yield Page(f"methods/{slug(name)}.html", "method.html", dict(
             title=f"method {name}", name=name, baseline=name in BASELINES, info=_method_info(name), params_used=used,
-            results=run_table(frames, runs, "runs", "../", show_suite=True) if not runs.empty else None,
+            results=run_table(frames, runs, "runs", "../", show_suite=True, deltas=True) if not runs.empty else None,
         ))
 
 
@@ -225,15 +231,32 @@ def kernels_page(frames: Frames) -> Page:
     return Page("kernels.html", "kernels.html", dict(title="kernels", sections=sections))
 
 
+def _metrics_table(frames: Frames, run_id: int) -> Table:
+    """The run's metrics with their intervals and Δ vs dense (same model, revision and suite identity)."""
+    m = frames.metrics[frames.metrics["run_id"] == run_id]
+    rows = []
+    for x in m.itertuples():
+        key = (x.task, x.task_version, x.metric)
+        ci = f"[{fmt(x.ci_low)}, {fmt(x.ci_high)}]" if pd.notna(x.ci_low) else "—"
+        d = delta_vs_dense(frames, [run_id], key)
+        rows.append(Row((Cell(x.task, x.task), Cell(x.task_version), Cell(f"{x.metric} {'↑' if x.higher_is_better else '↓'}"),
+                         Cell(fmt(x.value, 6), sort_key(x.value)), Cell(ci, sort_key(x.ci_low if pd.notna(x.ci_low) else None),
+                                                                        title=interval_title(frames.estimate([run_id], key), frames.item_count(run_id, key))),
+                         Cell(fmt(x.stderr), sort_key(x.stderr)), Cell(fmt(x.n), sort_key(x.n)),
+                         Cell(f"{d.delta:+.4g} [{d.interval.low:+.4g}, {d.interval.high:+.4g}]" if d else "—", sort_key(d.delta if d else None)),
+                         Cell(f"{d.p_value:.3g} ({d.test})" if d else "—", sort_key(d.p_value if d else None)),
+                         Cell(json.dumps(x.details, sort_keys=True)[:300]))))
+    return Table("metrics", (Column("task"), Column("version"), Column("metric"), Column("value", True),
+                             Column("95% interval", True, "bootstrap over the task's items (1000 resamples, seed 0)"),
+                             Column("stderr", True), Column("n", True),
+                             Column("Δ vs dense", True, "this run minus the dense runs of its model and suite, 95% paired-bootstrap interval"),
+                             Column("p vs dense", True, "McNemar's exact test for accuracies, the paired bootstrap otherwise"),
+                             Column("details")), tuple(rows))
+
+
 def run_pages(frames: Frames) -> Iterator[Page]:
     for r in frames.runs.itertuples():
-        m = frames.metrics[frames.metrics["run_id"] == r.id]
-        metrics = Table("metrics", (Column("task"), Column("version"), Column("metric"), Column("value", True), Column("stderr", True),
-                                    Column("n", True), Column("details")),
-                        tuple(Row((Cell(x.task, x.task), Cell(x.task_version), Cell(f"{x.metric} {'↑' if x.higher_is_better else '↓'}"),
-                                   Cell(fmt(x.value, 6), sort_key(x.value)), Cell(fmt(x.stderr), sort_key(x.stderr)),
-                                   Cell(fmt(x.n), sort_key(x.n)), Cell(json.dumps(x.details, sort_keys=True)[:300])))
-                              for x in m.itertuples()))
+        metrics = _metrics_table(frames, int(r.id))
         t = frames.run_timings(int(r.id))
         yield Page(f"runs/{int(r.id)}.html", "run.html", dict(
             title=f"run {int(r.id)}: {r.method} on {r.model}", run=r, prov=provenance(r, "../", int(r.id) in frames.stale), metrics=metrics,

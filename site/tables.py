@@ -1,7 +1,7 @@
 """Table view-models for the templates, built from the results DataFrames with pandas.
 
 Templates only loop over :class:`Table` rows and cells; every number is formatted and every
-sort key computed here. ``Frames`` holds the database as DataFrames, loaded once.
+sort key computed here from :class:`~.frames.Frames` (the database as DataFrames, loaded once).
 """
 
 from __future__ import annotations
@@ -12,14 +12,16 @@ import math
 import re
 import shlex
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
+from .frames import Frames, MetricKey
+from .significance import BEST, BEST_TITLE, TIE_TITLE, best_marks, delta_text, delta_vs_dense, run_rows
+
 BASELINES = ("dense", "random")  # always listed on a leaderboard, flagged, shown as "not run" when missing
 STALE = "stale: the method's source has changed since this run; run it again to refresh it"
-MetricKey = tuple[str, str, str]  # (task, task_version, metric)
 
 
 def slug(name: str) -> str:
@@ -49,6 +51,8 @@ class Cell:
     href: str = ""
     badge: str = ""
     title: str = ""
+    mark: str = ""  # "best" or "≈ best" (site.significance)
+    note: str = ""  # a second line, e.g. Δ vs dense
 
 
 @dataclass(frozen=True)
@@ -77,45 +81,6 @@ class Table:
     columns: tuple[Column, ...]
     rows: tuple[Row, ...]
     caption: str = ""
-
-
-@dataclass
-class Frames:
-    runs: pd.DataFrame
-    metrics: pd.DataFrame
-    timings: pd.DataFrame
-    values: pd.DataFrame = field(init=False)  # run id × (task, version, metric) → value
-    stale: set[int] = field(init=False)  # runs whose method source has changed since they ran
-
-    def __post_init__(self) -> None:
-        from sparsebench.results import stale_runs
-
-        self.runs = self.runs[self.runs["status"] == "completed"].copy() if not self.runs.empty else self.runs
-        self.stale = stale_runs(self.runs) if not self.runs.empty else set()
-        m = self.metrics
-        if m.empty:
-            self.values = pd.DataFrame(index=pd.Index([], name="run_id"))
-            self.higher: dict[MetricKey, bool] = {}
-        else:
-            self.values = m.pivot_table(index="run_id", columns=["task", "task_version", "metric"], values="value", aggfunc="first")
-            self.higher = {(r.task, r.task_version, r.metric): bool(r.higher_is_better) for r in m.itertuples()}
-
-    def metric_keys(self, run_ids: Sequence[int]) -> list[MetricKey]:
-        if self.values.empty:
-            return []
-        sub = self.values.reindex(list(run_ids)).dropna(axis=1, how="all")
-        return sorted(sub.columns.tolist())
-
-    def value(self, run_id: int, key: MetricKey) -> float | None:
-        try:
-            v = self.values.at[run_id, key]
-        except KeyError:
-            return None
-        return None if pd.isna(v) else float(v)
-
-    def run_timings(self, run_id: int) -> pd.DataFrame:
-        t = self.timings
-        return t[t["run_id"] == run_id] if not t.empty else t
 
 
 def metric_label(key: MetricKey, higher: bool) -> str:
@@ -175,19 +140,38 @@ def run_command(method: str, model: str, suite: str, pattern: str = "unstructure
     return shlex.join(args)
 
 
+def interval_title(est: Any, n: Any) -> str:
+    """What a value cell's interval means (a cell's hover text)."""
+    if est is None or est.low is None:
+        return "no per-item scores stored: no interval"
+    over = f"over {n} items" if n else "over the task's items"
+    if est.seeds > 1:
+        return f"mean of {est.seeds} seeds ± their sd; 95% interval {over} and seeds (crossed bootstrap)"
+    return f"95% bootstrap interval {over}"
+
+
 def run_table(frames: Frames, runs: pd.DataFrame, table_id: str, root: str, show_suite: bool = False,
-              placeholders: Sequence[dict[str, Any]] = ()) -> Table:
-    """One row per run: method, model, pattern, sparsity, every metric, best speedup, provenance."""
+              placeholders: Sequence[dict[str, Any]] = (), marks: bool = False, deltas: bool = False) -> Table:
+    """One row per run, or per group of runs that differ only in seed: method, model, pattern,
+    sparsity, every metric (value [95% interval], or mean ±sd over seeds [interval]), best
+    speedup, seeds, provenance (of the group's first run). ``marks``: mark the rows not
+    distinguishable from the best of their model, pattern and sparsity; ``deltas``: Δ vs dense."""
     keys = frames.metric_keys(runs["id"].tolist())
     cols = [Column("method"), Column("model")]
     if show_suite:
         cols.append(Column("suite"))
     cols += [Column("pattern"), Column("sparsity", True, "target"), Column("achieved", True, "measured on the pruned weights")]
-    cols += [Column(metric_label(k, frames.higher.get(k, False)), True) for k in keys]
+    cols += [Column(metric_label(k, frames.higher.get(k, False)), True, "value [95% interval]; with several seeds: mean ±sd [interval]")
+             for k in keys]
     cols += [Column("speedup", True, "best measured end-to-end speedup vs dense"), Column("seed", True), Column("provenance")]
+    ordered = runs.sort_values(["model", "pattern", "sparsity", "method", "id"])
+    groups = run_rows(ordered, frames.groups)
+    by_id = ordered.set_index("id", drop=False)
+    best = best_marks(frames, groups, keys) if marks else {}
     rows = []
-    for r in runs.sort_values(["model", "pattern", "sparsity", "method", "id"]).itertuples():
-        baseline, stale = r.method in BASELINES, int(r.id) in frames.stale
+    for i, ids in enumerate(groups):
+        r = next(by_id.loc[[ids[0]]].itertuples())
+        baseline, stale = r.method in BASELINES, any(j in frames.stale for j in ids)
         speed, speed_text = best_speedup(frames, int(r.id))
         badge = " · ".join(b for b, on in (("baseline", baseline), ("stale", stale)) if on)
         cells = [Cell(r.method, r.method, f"{root}methods/{slug(r.method)}.html", badge, STALE if stale else ""),
@@ -197,8 +181,16 @@ def run_table(frames: Frames, runs: pd.DataFrame, table_id: str, root: str, show
                               f"{root}leaderboards/{slug(r.suite + '-v' + r.suite_version)}.html"))
         cells += [Cell(r.pattern, r.pattern), Cell(fmt(r.sparsity, 3), sort_key(r.sparsity)),
                   Cell(fmt(r.achieved_sparsity), sort_key(r.achieved_sparsity))]
-        cells += [Cell(fmt(v := frames.value(int(r.id), k)), sort_key(v)) for k in keys]
-        cells += [Cell(speed_text, sort_key(speed)), Cell(str(r.seed), sort_key(r.seed)), Cell("details")]
+        for k in keys:
+            est = frames.estimate(ids, k)
+            mark = best.get((i, k), "")
+            title = interval_title(est, frames.item_count(ids[0], k))
+            if mark:
+                title += f". {BEST_TITLE if mark == BEST else TIE_TITLE}"
+            note = delta_text(delta_vs_dense(frames, ids, k)) if deltas else ""
+            cells.append(Cell(est.text() if est else "—", sort_key(est.value if est else None), title=title, mark=mark, note=note))
+        seeds = ",".join(str(s) for s in sorted(by_id.loc[ids, "seed"]))
+        cells += [Cell(speed_text, sort_key(speed)), Cell(seeds, sort_key(int(r.seed))), Cell("details")]
         rows.append(Row(tuple(cells), " ".join(c for c, on in (("baseline", baseline), ("stale", stale)) if on),
                         provenance(r, root, stale)))
     for p in placeholders:

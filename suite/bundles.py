@@ -38,7 +38,7 @@ from .spec import canonical_json, nonfinite_path
 from .store import SCHEMA_VERSION, MetricRow, Run, Store, TimingRow, run_row
 
 FORMAT = "sparsebench-results"
-BUNDLE_SCHEMA_VERSION = 2
+BUNDLE_SCHEMA_VERSION = 3
 DEFAULT_MAX_BYTES = 32 * 2**20
 MAX_DEPTH = 12  # nesting of JSON values (provenance is ~4 deep)
 TEXT_MAX = 16_384  # unbounded Text columns
@@ -47,8 +47,8 @@ HEX64 = re.compile(r"^[0-9a-f]{64}$")
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 TOP_KEYS = {"format", "schema_version", "store_schema_version", "exported_at", "exported_by", "runs", "timings", "content_hash"}
 NAME_FIELDS = {"method", "model", "suite", "suite_version", "model_revision", "task", "task_version", "metric", "kernel", "dtype", "device"}
-NONNEG = {"seed", "prune_time_s", "eval_time_s", "peak_memory_mb", "stderr", "n", "max_abs_error"}
-POSITIVE = {"median_s", "p10_s", "p90_s", "dense_median_s", "speedup", "ideal_speedup", "iterations", "threads"}
+NONNEG = {"seed", "prune_time_s", "eval_time_s", "peak_memory_mb", "stderr", "n", "max_abs_error", "ci_seed"}
+POSITIVE = {"median_s", "p10_s", "p90_s", "dense_median_s", "speedup", "ideal_speedup", "iterations", "threads", "ci_level", "ci_resamples"}
 CHOICES = {("runs", "status"): {"completed", "failed"}, ("timings", "status"): {"ok", "unsupported", "failed"},
            ("timings", "scope"): {"layer", "prefill", "decode"}}
 

@@ -26,6 +26,8 @@ Examples:
   sparsebench run -m wanda-sp --pattern channels --sparsity 0.3 --task wikitext2
   sparsebench run -m sparsegpt --suite paper --device cuda     # the literature protocol
   sparsebench run -m wanda --suite my.toml                     # a suite file (see `suite show quick`)
+  sparsebench run -m wanda --seeds 0,1,2                       # one run per calibration seed: mean ± sd
+  sparsebench compare 3 7                                      # run 7 − run 3 on the same items, interval, p
   sparsebench run -m wanda --suite wikitext2-ref-offline --set wikitext2.windows=2  # stored as wikitext2-ref-offline+HASH
   sparsebench list methods
   sparsebench results --format markdown                        # one row per run
@@ -91,7 +93,9 @@ def _split_csv(values: Sequence[str]) -> tuple[str, ...]:
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda or cuda:N.")
 @click.option("--offload", is_flag=True, help="For models larger than the GPU: keep the model in CPU memory and move one "
               "block at a time to --device while calibrating; tasks then run on the CPU.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed for calibration sampling and random methods (>= 0).")
+@click.option("--seed", type=click.IntRange(min=0), default=None, help="Seed for calibration sampling and random methods (>= 0) [default: 0].")
+@click.option("--seeds", default=None, metavar="S1,S2,...", help="Run once per seed (e.g. 0,1,2), one stored run each; `results`, "
+              "`compare --all-seeds` and the site then report the mean, sd and an interval over items and seeds.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch CPU threads [default: torch's default, all available cores]. Recorded in the provenance, not part of the spec hash.")
 @click.option("--db", default=None, help="SQLAlchemy URL of the results database [default: sqlite:///results/sparsebench.db]; "
@@ -100,7 +104,7 @@ def _split_csv(values: Sequence[str]) -> tuple[str, ...]:
 @click.option("--dry-run", is_flag=True, help="Validate the spec and print what would run and its spec hash; load no model, write nothing.")
 @click.option("--no-progress", is_flag=True, help="Hide progress bars.")
 def run(method, model, sparsity, pattern, suite, calibration, sets, tasks, params, kernels, latency, cache, latency_dtype, device, offload,
-        seed, threads, db, force, dry_run, no_progress) -> None:
+        seed, seeds, threads, db, force, dry_run, no_progress) -> None:
     """Prune MODEL with METHOD, verify the masks, evaluate the suite's tasks, store one record.
 
     A run is identified by its spec hash (method + params + the hash of the method's source,
@@ -109,7 +113,8 @@ def run(method, model, sparsity, pattern, suite, calibration, sets, tasks, param
     The suite identity is its name, version and a digest of its effective settings: with
     --calibration, --set or an edited suite file the name is derived (NAME+HASH), so such runs
     never land on the named suite's leaderboard. --seed S samples calibration with the suite's
-    seed + S. Nothing is written unless the whole run succeeds.
+    seed + S; --seeds 0,1,2 runs the spec once per seed. Nothing is written unless the whole
+    run succeeds (with --seeds, each seed's run is stored as it completes).
     """
     from .kernel_choice import AUTO, SHRUNK
     from .models import resolve_weights
@@ -131,27 +136,46 @@ def run(method, model, sparsity, pattern, suite, calibration, sets, tasks, param
     timed = _split_csv(kernels)
     if latency and not timed:
         timed = (SHRUNK,) if isinstance(target, Structured) else (AUTO,)
-    spec = RunSpec(
+    specs = [RunSpec(
         method=cls.name, params=m.params, model=model, pattern=target, sparsity=sparsity, suite=protocol,
-        tasks=_split_csv(tasks) or None, seed=seed, device=device, kernels=timed, offload=offload, threads=threads,
+        tasks=_split_csv(tasks) or None, seed=s, device=device, kernels=timed, offload=offload, threads=threads,
         cache=cache, latency_dtype=latency_dtype,
-    )
-    p = plan(spec)  # every name and range is checked before the database is touched
+    ) for s in _seed_list(seed, seeds)]
+    plans = [plan(spec) for spec in specs]  # every name and range is checked before the database is touched
     if dry_run:
-        weights = resolve_weights(p.model)
-        identity = identity_of(p, weights.revision)
-        h = spec_hash(identity)
+        weights = resolve_weights(plans[0].model)
         store = Store.existing(db)
-        old = store.has_run(h) if store is not None else None
-        click.echo(f"would run: {describe(p, identity)}")
-        click.echo(f"weights: {weights.source.describe()}")
-        click.echo(f"spec {h[:12]}: " + (f"already stored as run {old.id} (use --force to run again)" if old else "not stored yet"))
+        for p in plans:
+            identity = identity_of(p, weights.revision)
+            h = spec_hash(identity)
+            old = store.has_run(h) if store is not None else None
+            click.echo(f"would run: {describe(p, identity)}")
+            click.echo(f"weights: {weights.source.describe()}")
+            click.echo(f"spec {h[:12]}: " + (f"already stored as run {old.id} (use --force to run again)" if old else "not stored yet"))
         return
     store = Store(db)
-    result = run_spec(spec, store, force=force, progress=not no_progress, echo=lambda s: click.echo(s, err=True))
-    if not result.skipped:
-        click.echo(f"stored run {result.run_id} (spec {result.spec_hash[:12]}) in {store.url}", err=True)
-    _print_compact(store, [result.run_id])
+    run_ids = []
+    for spec in specs:
+        result = run_spec(spec, store, force=force, progress=not no_progress, echo=lambda s: click.echo(s, err=True))
+        if not result.skipped:
+            click.echo(f"stored run {result.run_id} (spec {result.spec_hash[:12]}) in {store.url}", err=True)
+        run_ids.append(result.run_id)
+    _print_compact(store, run_ids)
+
+
+def _seed_list(seed: int | None, seeds: str | None) -> list[int]:
+    """The seeds to run: ``--seeds`` (comma-separated, distinct, >= 0), else ``--seed``, else 0."""
+    if seeds is None:
+        return [0 if seed is None else seed]
+    if seed is not None:
+        raise InvalidSpecError("give --seed or --seeds, not both")
+    try:
+        out = [int(x) for x in _split_csv([seeds])]
+    except ValueError:
+        raise InvalidSpecError(f"--seeds takes comma-separated integers >= 0, e.g. 0,1,2; got {seeds!r}") from None
+    if not out or any(x < 0 for x in out) or len(set(out)) != len(out):
+        raise InvalidSpecError(f"--seeds takes distinct comma-separated integers >= 0, e.g. 0,1,2; got {seeds!r}")
+    return out
 
 
 def _print_compact(store, run_ids) -> None:  # noqa: ANN001
@@ -185,6 +209,11 @@ def list_cmd(kind: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "markdown"]), default="table", show_default=True)
 def results(db, method, model, suite, pattern, task, stale, long_form, fmt) -> None:
     """Show stored results: one row per run with each task's primary metric as a column.
+
+    Each value shows its 95% bootstrap interval over the task's items, e.g. 0.58 [0.48, 0.67].
+    Runs that differ only in seed share one row (their ids, a seeds column): the mean over
+    seeds ± the sd over seeds, and an interval over items and seeds, e.g. 0.58 ±0.012 [0.47, 0.68].
+    `sparsebench compare` tells whether two rows differ.
 
     --long shows every metric as its own row. csv and json are the long form with each
     metric's details (split, subset seed and hash, data source, ...): nested in json,

@@ -14,7 +14,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
+from .confidence import Interval, bootstrap_interval
 from .errors import SparsebenchError
+from .items import ItemScores, ItemsError
 from .spec import Identity, nonfinite_path, spec_hash
 
 if TYPE_CHECKING:
@@ -32,6 +34,9 @@ def _check_finite(value: Any, where: str) -> None:
         raise RecordError(f"{where}: {path} is not a finite number (NaN and infinity cannot be stored)")
 
 
+INTERVAL_FIELDS = tuple(f.name for f in dataclasses.fields(Interval))  # stored as ci_low, ci_high, ci_level, ci_resamples, ci_seed
+
+
 @dataclass(frozen=True)
 class MetricRecord:
     """One stored metric row."""
@@ -44,16 +49,55 @@ class MetricRecord:
     stderr: float | None = None
     n: int | None = None
     details: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    items: ItemScores | None = None
+    interval: Interval | None = None  # the bootstrap interval over the items (sparsebench.confidence)
 
     def __post_init__(self) -> None:
-        _check_finite({"value": self.value, "stderr": self.stderr, "details": dict(self.details)}, f"metric {self.task}/{self.metric}")
+        where = f"metric {self.task}/{self.metric}"
+        _check_finite({"value": self.value, "stderr": self.stderr, "details": dict(self.details),
+                       "interval": dataclasses.asdict(self.interval) if self.interval else None}, where)
+        if self.items is not None:
+            try:
+                self.items.check(self.value, self.n, where)
+            except ItemsError as exc:
+                raise RecordError(str(exc)) from None
+        if (self.items is None) != (self.interval is None):
+            raise RecordError(f"{where}: a metric carries an interval exactly when it carries items")
+        iv = self.interval
+        if iv is not None and not (iv.low <= iv.high and 0 < iv.level < 1 and iv.resamples > 0 and iv.seed >= 0):
+            raise RecordError(f"{where}: the interval needs low <= high, a level in (0, 1), resamples > 0 and a seed >= 0")
 
     @classmethod
     def of(cls, m: Metric) -> MetricRecord:
-        return cls(m.task, m.task_version, m.name, float(m.value), bool(m.higher_is_better), m.stderr, m.n, dict(m.details))
+        """The stored row of a task's metric, with the bootstrap interval of its items."""
+        interval = bootstrap_interval(m.items) if m.items is not None else None
+        return cls(m.task, m.task_version, m.name, float(m.value), bool(m.higher_is_better), m.stderr, m.n, dict(m.details),
+                   m.items, interval)
+
+    @classmethod
+    def from_columns(cls, row: Mapping[str, Any]) -> MetricRecord:
+        """From a stored metric row (items as their JSON payload, the interval as ``ci_*`` columns)."""
+        row = dict(row)
+        ci = {k: row.pop(f"ci_{k}", None) for k in INTERVAL_FIELDS}
+        fields = {f.name for f in dataclasses.fields(cls)} - {"interval"}
+        unknown = set(row) - fields
+        if unknown:
+            raise RecordError(f"metric row has unknown field(s) {sorted(unknown)}")
+        where = f"metric {row.get('task')}/{row.get('metric')}"
+        payload = row.get("items")
+        try:
+            items = ItemScores.from_payload(payload) if payload is not None else None
+        except ItemsError as exc:
+            raise RecordError(f"{where}: {exc}") from None
+        if any(v is None for v in ci.values()) and any(v is not None for v in ci.values()):
+            raise RecordError(f"{where}: an interval needs all of {', '.join('ci_' + k for k in INTERVAL_FIELDS)}")
+        interval = Interval(**ci) if ci["low"] is not None else None
+        return cls(**{**row, "items": items, "interval": interval})
 
     def columns(self) -> dict[str, Any]:
-        return {**dataclasses.asdict(self), "details": dict(self.details)}
+        cols = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "interval"}
+        ci = {f"ci_{k}": getattr(self.interval, k) if self.interval else None for k in INTERVAL_FIELDS}
+        return {**cols, **ci, "details": dict(self.details), "items": self.items.payload() if self.items is not None else None}
 
 
 @dataclass(frozen=True)
@@ -196,7 +240,7 @@ def record_from_columns(cols: Mapping[str, Any], metrics: Iterable[Mapping[str, 
     completed = cols.get("status") == "completed"
     outcome: Measurements | str = Measurements(
         cols.get("achieved_sparsity"), cols.get("prune_time_s"), cols.get("eval_time_s"), cols.get("peak_memory_mb"),
-        cols.get("calibration"), tuple(MetricRecord(**m) for m in metrics), tuple(TimingRecord.from_mapping(t) for t in timings),
+        cols.get("calibration"), tuple(MetricRecord.from_columns(m) for m in metrics), tuple(TimingRecord.from_mapping(t) for t in timings),
     ) if completed else str(cols.get("error"))
     if completed and any(getattr(outcome, k) is None for k in ("achieved_sparsity", "prune_time_s", "eval_time_s", "peak_memory_mb")):
         raise RecordError("a completed run needs achieved_sparsity, prune_time_s, eval_time_s and peak_memory_mb")

@@ -1,7 +1,8 @@
 """Views of stored results for ``sparsebench results`` and ``run``.
 
-- :func:`compact`: one row per run, the suite's headline metrics as columns (each task's
-  primary metric, as lm-eval's summary table shows them);
+- :func:`compact`: one row per run (or per group of runs that differ only in seed: mean,
+  ± sd over seeds, number of seeds), the suite's headline metrics as columns (each task's
+  primary metric, as lm-eval's summary table shows them) with their 95% intervals;
 - :func:`long_form`: one row per run, task and metric, with the metric's details (split,
   subset seed and hash, data source, ...) nested (``json``) or flattened to ``details.*``
   columns (``csv``);
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -20,8 +22,8 @@ from .source_hash import current_method_source
 
 RUN_COLUMNS = ["id", "method", "model", "pattern", "sparsity", "achieved"]
 LONG_COLUMNS = ["id", "method", "method_params", "model", "pattern", "sparsity", "achieved_sparsity", "suite", "suite_version",
-                "task", "task_version", "metric", "value", "stderr", "n", "seed", "prune_time_s", "eval_time_s", "peak_memory_mb",
-                "device", "created_at", "spec_hash", "details"]
+                "task", "task_version", "metric", "value", "stderr", "ci_low", "ci_high", "ci_resamples", "ci_seed", "n", "seed",
+                "prune_time_s", "eval_time_s", "peak_memory_mb", "device", "created_at", "spec_hash", "details"]
 
 
 def _primary_metric(task: str) -> str | None:
@@ -44,9 +46,50 @@ def _method_label(method: str, params: Mapping[str, Any]) -> str:
     return method + (f" ({', '.join(f'{k}={v}' for k, v in shown.items())})" if shown else "")
 
 
+@dataclass(frozen=True)
+class Estimate:
+    """One metric of one run, or of runs that differ only in seed: the value (the mean over
+    seeds), the 95% interval (over items; over items and seeds for several seeds) and the sd
+    over seeds."""
+
+    value: float
+    low: float | None = None
+    high: float | None = None
+    sd: float | None = None  # only for several seeds
+    seeds: int = 1
+
+    def text(self) -> str:
+        """``0.58 [0.48, 0.67]`` for one run, ``0.58 ±0.012 [0.47, 0.68]`` (± the sd over seeds) for several."""
+        sd = f" ±{self.sd:.2g}" if self.sd is not None else ""
+        ci = f" [{self.low:.4g}, {self.high:.4g}]" if self.low is not None and self.high is not None else ""
+        return f"{self.value:.4g}{sd}{ci}"
+
+
+def estimate(rows: pd.DataFrame) -> Estimate:
+    """The :class:`Estimate` of one metric's rows (``Store.metrics()`` rows, one per run of a seed group)."""
+    from .confidence import seed_summary
+    from .items import ItemScores
+
+    if len(rows) == 1:
+        r = rows.iloc[0]
+        return Estimate(float(r["value"]), _num(r.get("ci_low")), _num(r.get("ci_high")))
+    values = rows["value"].astype(float)
+    if "items" in rows and rows["items"].notna().all():
+        s = seed_summary([ItemScores.from_payload(p) for p in rows["items"]])
+        return Estimate(s.mean, s.interval.low, s.interval.high, s.sd, s.seeds)
+    return Estimate(float(values.mean()), None, None, float(values.std(ddof=1)), len(rows))
+
+
+def _num(v: Any) -> float | None:
+    return None if v is None or pd.isna(v) else float(v)
+
+
 def compact(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
-    """One row per run: method, model, pattern, sparsity, achieved, then one column per task
-    with the task's primary metric (a column per version where versions differ)."""
+    """One row per run, or per group of runs that differ only in seed (ids joined with commas,
+    and a ``seeds`` column): method, model, pattern, sparsity, achieved, then one column per
+    task with its primary metric as :meth:`Estimate.text` (a column per version where versions differ)."""
+    from .comparison import seed_groups
+
     if runs.empty:
         return pd.DataFrame(columns=RUN_COLUMNS)
     m = metrics[metrics["run_id"].isin(runs["id"])]
@@ -54,24 +97,33 @@ def compact(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     columns: dict[tuple[str, str], str] = {}
     for task, version in m[["task", "task_version"]].drop_duplicates().itertuples(index=False):
         columns[(task, version)] = f"{task} v{version}" if versions[task] > 1 else task
-    chosen = []
-    for (run_id, task, version), g in m.groupby(["run_id", "task", "task_version"], sort=False):
-        primary = _primary_metric(task)
-        row = g[g["metric"] == primary].iloc[0] if primary in set(g["metric"]) else g.iloc[0]
-        chosen.append((run_id, columns[(task, version)], row["value"]))
-    values = pd.DataFrame(chosen, columns=["id", "column", "value"]).pivot(index="id", columns="column", values="value")
-    out = pd.DataFrame({
-        "id": runs["id"].values,
-        "method": [_method_label(m_, p) for m_, p in zip(runs["method"], runs["method_params"])],
-        "model": runs["model"].map(lambda s: s.removeprefix("local:")).values,
-        "pattern": runs["pattern"].values,
-        "sparsity": runs["sparsity"].values,
-        "achieved": runs["achieved_sparsity"].values,
-    })
-    if runs["suite"].nunique() > 1 or runs["suite_version"].nunique() > 1:
-        out.insert(3, "suite", [f"{s} v{v}" for s, v in zip(runs["suite"], runs["suite_version"])])
+    primary = m[[metric == (_primary_metric(task) or metric) for task, metric in zip(m["task"], m["metric"])]]
+    primary = primary.drop_duplicates(["run_id", "task", "task_version"])
+    groups = runs.assign(group=seed_groups(runs).values).groupby("group", sort=False)
+    rows = []
+    for _, g in groups:
+        first = g.iloc[0]
+        row = {
+            "id": ",".join(str(i) for i in g["id"]),
+            "method": _method_label(first["method"], first["method_params"]),
+            "model": first["model"].removeprefix("local:"),
+            "suite": f"{first['suite']} v{first['suite_version']}",
+            "pattern": first["pattern"],
+            "sparsity": first["sparsity"],
+            "achieved": float(g["achieved_sparsity"].mean()),
+            "seeds": len(g),
+        }
+        mine = primary[primary["run_id"].isin(g["id"])]
+        for (task, version), rows_ in mine.groupby(["task", "task_version"], sort=False):
+            row[columns[(task, version)]] = estimate(rows_).text() if rows_["run_id"].nunique() == len(g) else "incomplete"
+        rows.append(row)
+    out = pd.DataFrame(rows)
+    if runs["suite"].nunique() == 1 and runs["suite_version"].nunique() == 1:
+        out = out.drop(columns=["suite"])
+    if (out["seeds"] == 1).all():
+        out = out.drop(columns=["seeds"])
     ordered = list(dict.fromkeys(columns.values()))
-    return out.join(values.reindex(columns=ordered), on="id")
+    return out.reindex(columns=[c for c in out.columns if c not in ordered] + ordered)
 
 
 def long_form(results: pd.DataFrame) -> pd.DataFrame:

@@ -183,3 +183,8 @@ class Identity:
 def spec_hash(identity: Identity) -> str:
     """The hash a result is stored under: the digest of its identity."""
     return digest(identity.payload())
+
+
+def seed_group(identity_payload: Mapping[str, Any]) -> str:
+    """The digest of an identity without its seed: runs that differ only in seed share it."""
+    return digest({k: v for k, v in identity_payload.items() if k != "seed"})

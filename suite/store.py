@@ -32,7 +32,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, rela
 from .errors import StoreError
 from .record import RunRecord
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DEFAULT_DB = Path("results") / "sparsebench.db"
 WRITE_ATTEMPTS = 6  # a locked SQLite file (past its busy timeout) or a Postgres serialization failure
 
@@ -99,6 +99,12 @@ class MetricRow(Base):
     higher_is_better: Mapped[bool]
     n: Mapped[int | None] = mapped_column(Integer, nullable=True)
     details: Mapped[dict[str, Any]] = mapped_column(JSON)
+    items: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)  # ItemScores.payload(): ids, scores[, tokens]
+    ci_low: Mapped[float | None] = mapped_column(Float, nullable=True)  # the bootstrap interval over the items
+    ci_high: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ci_level: Mapped[float | None] = mapped_column(Float, nullable=True)
+    ci_resamples: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    ci_seed: Mapped[int | None] = mapped_column(Integer, nullable=True)
     run: Mapped[Run] = relationship(back_populates="metrics")
 
 
@@ -277,7 +283,7 @@ class Store:
             found = version.value if version else "none"
             raise StoreError(
                 f"{self.url} has schema version {found}, this sparsebench needs {SCHEMA_VERSION}; "
-                "use a new --db, or re-run the specs into one"
+                "use a new --db (or move the old file aside) and run the specs again"
             )
 
     # -- writing ------------------------------------------------------------------------

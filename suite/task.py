@@ -12,6 +12,7 @@ from .params import from_values
 from .registry import Registry
 
 if typing.TYPE_CHECKING:
+    from .items import ItemScores
     from .models import LoadedModel, ModelKind
 
 
@@ -40,6 +41,7 @@ class Metric:
     stderr: float | None = None
     n: int | None = None  # examples / tokens the value is over
     details: Mapping[str, Any] = field(default_factory=dict)
+    items: ItemScores | None = None  # the per-item scores the value aggregates (documents, windows, queries, images)
 
 
 @dataclass(frozen=True)

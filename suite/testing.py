@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from .items import ItemScores
     from .record import RunRecord
 
 FAMILIES: tuple[str, ...] = ("llama", "opt", "gpt2", "gemma3")
@@ -85,13 +86,15 @@ def synthetic_run(
     hardware: str = "synthetic-cpu",
     threads: int = 2,
     method_source: str | None = None,
+    items: ItemScores | None = None,
 ) -> RunRecord:
     """A completed run record for ``Store.write_run`` (with a valid spec hash).
 
     SYNTHETIC: for tests of storage, bundles and the site only; the numbers are whatever the
     caller passes. ``kernels`` holds ``(kernel, status, speedup, reason)`` end-to-end timings.
     ``method_source`` defaults to the registered method's current source hash (a run that is
-    not stale), or "synthetic" for a name that is not registered.
+    not stale), or "synthetic" for a name that is not registered. With ``items`` the metric is
+    their aggregate (``quality`` is then ignored) and carries them.
     """
     import datetime as dt
 
@@ -108,7 +111,11 @@ def synthetic_run(
     label = f"{hardware} ({threads} threads)"
     prov = {"git_sha": "0" * 40, "packages": {"sparsebench": "0.1.0", "torch": "synthetic", "transformers": "synthetic"},
             "python": "3", "hardware": {"cpu": hardware}, "threads": threads, "synthetic": True}
-    metrics = (MetricRecord(task_name, task_version, metric, quality, higher, None, 128, {"synthetic": True}),)
+    from .confidence import bootstrap_interval
+
+    value, n = (items.value(), items.n) if items is not None else (quality, 128)
+    interval = bootstrap_interval(items) if items is not None else None
+    metrics = (MetricRecord(task_name, task_version, metric, value, higher, None, n, {"synthetic": True}, items, interval),)
     timings = tuple(TimingRecord.from_mapping(synthetic_timing(k, status, speedup, reason, pattern=pattern, sparsity=sparsity,
                                                                hardware=label, scope="prefill"))
                     for k, status, speedup, reason in kernels)
@@ -131,6 +138,20 @@ def synthetic_timing(kernel: str, status: str, speedup: float | None, reason: st
                 threads=2, details={"synthetic": True})
 
 
+def toy_accuracy_items() -> list[tuple[str, float, ItemScores]]:
+    """SYNTHETIC per-document 0/1 scores on 200 documents, for tests of the statistics on the site:
+    dense 0.70; at 50%, sparsegpt 0.66 (best), wanda 0.64 (6 documents only wanda gets right, 10 only
+    sparsegpt: McNemar p = 0.45, not distinguishable from sparsegpt) and magnitude 0.50 (32 only
+    sparsegpt gets right: distinguishable)."""
+    from .items import ItemScores
+
+    def correct(*spans: tuple[int, int]) -> ItemScores:
+        return ItemScores.of([f"doc{i}" for i in range(200)], [float(any(a <= i < b for a, b in spans)) for i in range(200)])
+
+    return [("dense", 0.0, correct((0, 140))), ("sparsegpt", 0.5, correct((0, 132))), ("wanda", 0.5, correct((0, 122), (132, 138))),
+            ("magnitude", 0.5, correct((0, 100)))]
+
+
 HOSTILE_METHOD = "<script>window.__pwned=1</script>"
 HOSTILE_MODEL = '"><img src=x onerror="window.__pwned=2">'
 
@@ -139,8 +160,9 @@ def write_synthetic_leaderboard(store, models: tuple[str, ...] = ("tiny-a", HOST
     """Fill ``store`` with SYNTHETIC runs and timings covering every page of the site (tests only).
 
     Several methods (incl. the dense and random baselines and a hostile HTML name), sparsities,
-    patterns, two suite versions, end-to-end timings (ok and unsupported) and standalone
-    kernel timings on two machines. One model deliberately lacks its random 2:4 baseline.
+    patterns, two suite versions (the second with per-document scores: :func:`toy_accuracy_items`),
+    end-to-end timings (ok and unsupported) and standalone kernel timings on two machines. One
+    model deliberately lacks its random 2:4 baseline.
     """
     for i, model in enumerate(models):
         base = 20.0 + 10 * i
@@ -151,10 +173,9 @@ def write_synthetic_leaderboard(store, models: tuple[str, ...] = ("tiny-a", HOST
             store.write_run(synthetic_run("random", model, base * (1 + 30 * sp), sparsity=sp))
         store.write_run(synthetic_run(HOSTILE_METHOD, model, base * 1.5, sparsity=0.5))
         store.write_run(synthetic_run("magnitude", model, base * 2, pattern="2:4", sparsity=0.5, kernels=(("csr", "ok", 1.1, None),)))
-    store.write_run(synthetic_run("magnitude", models[0], 0.61, suite="unit", suite_version="2", sparsity=0.5,
-                                   task=("toy-acc", "1", "accuracy", True)))
-    store.write_run(synthetic_run("dense", models[0], 0.70, suite="unit", suite_version="2", sparsity=0.0,
-                                   task=("toy-acc", "1", "accuracy", True)))
+    for method, sparsity, correct in toy_accuracy_items():
+        store.write_run(synthetic_run(method, models[0], 0.0, suite="unit", suite_version="2", sparsity=sparsity,
+                                       task=("toy-acc", "1", "accuracy", True), items=correct))
     for hw in ("synthetic-cpu (2 threads)", "synthetic-gpu"):
         store.write_timings([synthetic_timing("csr", "ok", 0.5 + 2 * sp, sparsity=sp, hardware=hw) for sp in (0.5, 0.7, 0.9)]
                             + [synthetic_timing("bsr", "unsupported", None, "bsr needs a block pattern", hardware=hw)])

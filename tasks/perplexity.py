@@ -4,7 +4,8 @@ Protocol (as in the GPTQ / SparseGPT / Wanda evaluation code): the dataset's doc
 joined with ``"\\n\\n"`` and tokenized once; the token stream is cut into non-overlapping
 windows of ``seqlen`` tokens (the tail shorter than a window is dropped); each window is
 scored independently, every token but the first predicted from its prefix; perplexity is
-``exp(total negative log-likelihood / number of predicted tokens)`` (token level). ``seqlen``
+``exp(total negative log-likelihood / number of predicted tokens)`` (token level); each
+window's NLL sum and token count are kept as the metric's items (window index as id). ``seqlen``
 defaults to 2048 and is capped at the model's context. ``windows`` evaluates only the first
 windows (a fixed, recorded subset) for quick protocols; then only a prefix of the text is
 tokenized (:func:`leading_tokens`: the same ids as the whole stream's first windows). A family
@@ -18,13 +19,13 @@ was tokenized. WikiText-2 has three streams, chosen by the ``dataset`` setting (
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
 import torch.nn.functional as F
 
+from sparsebench.items import ItemScores
 from sparsebench.models import LoadedModel
 from sparsebench.params import param
 from sparsebench.task import Metric, Task, TaskMeta, register_task
@@ -94,13 +95,15 @@ class TextPerplexity(Task):
         n_windows = ids.numel() // seqlen
         stream = ids[: n_windows * seqlen].view(n_windows, seqlen)
         windows = loaded.adapter.begin_windows(stream, loaded.processor)
-        model, nll, count = loaded.model, 0.0, 0
+        model, window_nll = loaded.model, []
         for start in tqdm(range(0, n_windows, s.batch_size), desc=f"{self.meta.name}", disable=not progress, leave=False, unit="batch"):
             batch = windows[start : start + s.batch_size].to(loaded.device)
             logits = model(batch).logits[:, :-1].float()
-            nll += F.cross_entropy(logits.reshape(-1, logits.size(-1)), batch[:, 1:].reshape(-1), reduction="sum").item()
-            count += batch[:, 1:].numel()
-        ppl = math.exp(nll / count) if count else float("nan")
+            losses = F.cross_entropy(logits.transpose(1, 2), batch[:, 1:], reduction="none")  # [windows, seqlen - 1]
+            window_nll.extend(losses.double().sum(dim=1).tolist())
+        count = n_windows * (seqlen - 1)
+        items = ItemScores.of(range(n_windows), window_nll, [seqlen - 1] * n_windows, "perplexity") if n_windows else None
+        ppl = items.value() if items is not None else float("nan")
         _, found = load_documents(self.dataset)
         details = {
             "dataset": self.dataset,
@@ -115,7 +118,7 @@ class TextPerplexity(Task):
         }
         if not whole:  # only a prefix was tokenized: the whole stream's length is not known
             del details["total_windows"], details["stream_tokens"]
-        return [self.metric("perplexity", ppl, n=count, details=details)]
+        return [self.metric("perplexity", ppl, n=count, details=details, items=items)]
 
 
 WikiText2Stream = Literal["wikitext2-test", "wikitext2-test-rows", "wikitext2-test-raw"]

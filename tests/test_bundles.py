@@ -9,6 +9,7 @@ import pytest
 
 from sparsebench.bundles import BundleError, content_hash, dumps, export_bundle, import_bundles
 from sparsebench.cli import main
+from sparsebench.items import ItemScores
 from sparsebench.store import Store
 from sparsebench.testing import synthetic_run, synthetic_timing
 
@@ -18,7 +19,7 @@ def filled(store):
     """A store with three runs (one with end-to-end timings) and two standalone kernel timings."""
     store.write_run(synthetic_run("dense", "tiny", 20.0, sparsity=0.0))
     store.write_run(synthetic_run("magnitude", "tiny", 25.0, params={"alpha": 1.5}))
-    store.write_run(synthetic_run("random", "tiny", 90.0, kernels=(("csr", "ok", 1.3, None), ("cusparselt", "unsupported", None, "needs CUDA"))))
+    store.write_run(synthetic_run("random", "tiny", 90.0, items=ItemScores.of(["w0", "w1"], [40.0, 36.0], [12, 12], "perplexity"), kernels=(("csr", "ok", 1.3, None), ("cusparselt", "unsupported", None, "needs CUDA"))))
     store.write_timings([synthetic_timing("csr", "ok", 1.8, sparsity=0.7), synthetic_timing("bsr", "unsupported", None, "unstructured")])
     return store
 
@@ -35,7 +36,7 @@ def _write(tmp_path, bundle, name="b.json") -> object:
 
 def test_round_trip_and_dedup(filled, tmp_path):
     bundle = export_bundle(filled, kernel_timings=True)
-    assert bundle["schema_version"] == 2 and bundle["content_hash"] == content_hash(bundle)
+    assert bundle["schema_version"] == 3 and bundle["content_hash"] == content_hash(bundle)
     assert len(bundle["runs"]) == 3 and len(bundle["timings"]) == 2
     path = _write(tmp_path, bundle)
     target = Store(f"sqlite:///{tmp_path / 'target.db'}")
@@ -95,7 +96,16 @@ BAD = {
     "bad pattern": (_edit(lambda b: b["runs"][1].update(pattern="5:4")), "not a sparsity pattern"),
     "unknown status": (_edit(lambda b: b["runs"][2]["timings"][0].update(status="fast")), "must be one of"),
     "unsupported with a speedup": (_edit(lambda b: b["runs"][2]["timings"][1].update(speedup=9.0)), "must not carry a time"),
-    "newer schema": (_edit(lambda b: b.update(schema_version=3)), "schema version 3"),
+    "newer schema": (_edit(lambda b: b.update(schema_version=4)), "schema version 4"),
+    "items shorter than n": (_edit(lambda b: b["runs"][2]["metrics"][0]["items"]["tokens"].__setitem__(0, 11)), "n is 24, but the items hold 23"),
+    "item dropped": (_edit(lambda b: [b["runs"][2]["metrics"][0]["items"][k].pop() for k in ("ids", "scores", "tokens")]), "n is 24"),
+    "items lengths differ": (_edit(lambda b: b["runs"][2]["metrics"][0]["items"]["ids"].append("w2")), "one score per id"),
+    "duplicate item id": (_edit(lambda b: b["runs"][2]["metrics"][0]["items"]["ids"].__setitem__(1, "w0")), "ids must be unique"),
+    "item score edited": (_edit(lambda b: b["runs"][2]["metrics"][0]["items"]["scores"].__setitem__(0, 10.0)), "is not the exp(total NLL"),
+    "interval partly removed": (_edit(lambda b: b["runs"][2]["metrics"][0].update(ci_high=None)), "an interval needs all of"),
+    "interval without items": (_edit(lambda b: b["runs"][2]["metrics"][0].update(items=None)), "interval exactly when"),
+    "zero resamples": (_edit(lambda b: b["runs"][2]["metrics"][0].update(ci_resamples=0)), "must be > 0"),
+    "items not an object": (_edit(lambda b: b["runs"][2]["metrics"][0].update(items=[1, 2])), "items are {aggregate"),
     "older schema": (_edit(lambda b: b.update(schema_version=1)), "schema version 1"),
     "wrong format": (_edit(lambda b: b.update(format="other")), "not a sparsebench results bundle"),
     "runs not a list": (_edit(lambda b: b.update(runs={})), "must be lists"),

@@ -249,3 +249,57 @@ def test_mean_zero_shot_accuracy_against_speedup(store):
     assert labels[0].startswith("shortgpt · depth") and labels[0].endswith("1.30× · 0.5")
     assert labels[1].startswith("wanda · 2:4") and labels[1].endswith("1.10× · 0.6")
     assert all(d.pareto for d in plot.dots)  # one is faster, the other more accurate
+
+
+def _row(html: str, method: str) -> str:
+    """The leaderboard row (``<tr>...</tr>``) whose method cell links to ``method``."""
+    start = html.index(f'methods/{slug(method)}.html">{method}</a>')
+    return html[html.rindex("<tr", 0, start):html.index("</tr>", start)]
+
+
+def test_leaderboard_shows_intervals_and_marks_the_rows_not_distinguishable_from_the_best(site, store):
+    from sparsebench.confidence import bootstrap_interval
+    from sparsebench.testing import toy_accuracy_items
+
+    html = _read(site, "leaderboards/unit-v2.html")
+    items = {m: it for m, _, it in toy_accuracy_items()}
+    for method in ("sparsegpt", "wanda", "magnitude", "dense"):
+        iv = bootstrap_interval(items[method])
+        assert f"{items[method].value():.4g} [{iv.low:.4g}, {iv.high:.4g}]" in _row(html, method)
+    assert '<span class="mark best">best</span>' in _row(html, "sparsegpt")
+    assert '<span class="mark">≈ best</span>' in _row(html, "wanda")  # McNemar p = 0.45 against sparsegpt
+    assert "mark" not in _row(html, "magnitude")  # p < 1e-9
+    assert "mark" not in _row(html, "dense")  # alone at its sparsity
+    assert "not distinguishable from the best" in _row(html, "wanda")
+
+
+def test_method_and_run_pages_show_delta_vs_dense(site, store):
+    from sparsebench.confidence import compare
+    from sparsebench.testing import toy_accuracy_items
+
+    items = {m: it for m, _, it in toy_accuracy_items()}
+    c = compare([items["dense"]], [items["wanda"]])
+    text = f"Δ vs dense {c.delta:+.3g} [{c.interval.low:+.3g}, {c.interval.high:+.3g}]"
+    assert text in _read(site, "methods/wanda.html")
+    runs = store.runs()
+    run_id = int(runs.loc[runs["method"] == "wanda", "id"].iloc[0])
+    page = _read(site, f"runs/{run_id}.html")
+    assert f"{c.delta:+.4g} [{c.interval.low:+.4g}, {c.interval.high:+.4g}]" in page and "McNemar exact" in page
+
+
+def test_runs_that_differ_only_in_seed_share_a_leaderboard_row(store, tmp_path):
+    import numpy as np
+
+    from sparsebench.items import ItemScores
+    from sparsebench.results import estimate
+    from sparsebench.testing import synthetic_run
+
+    rng = np.random.default_rng(0)
+    for seed in (0, 1, 2):
+        store.write_run(synthetic_run("wanda", "tiny-a", 0, seed=seed, task=("toy-acc", "1", "accuracy", True),
+                                      items=ItemScores.of(range(50), rng.random(50) < 0.6)))
+    site = build_site(store, tmp_path / "site", progress=False)
+    html = _read(site, "leaderboards/unit-v1.html")
+    assert html.count("<details><summary>details</summary>") == 1
+    est = estimate(store.metrics())
+    assert est.seeds == 3 and est.text() in html and "0,1,2" in html and "±" in est.text()

@@ -135,3 +135,28 @@ def test_hostile_names_are_inert_text(browser, site):
     _open(browser, site, "kernels.html")
     browser.save_screenshot(str(ARTIFACTS / "kernels.png"))
     assert (ARTIFACTS / "leaderboard.png").stat().st_size > 10_000
+
+
+def test_an_interval_and_a_not_distinguishable_mark_read_off_a_leaderboard(browser, site):
+    import re
+
+    from sparsebench.confidence import bootstrap_interval
+    from sparsebench.testing import toy_accuracy_items
+
+    _open(browser, site, "leaderboards/unit-v2.html")
+    labels = [h.text for h in browser.find_elements("css selector", "#leaderboard thead th")]
+    col = next(i for i, t in enumerate(labels) if "accuracy" in t)
+    rows = {r.find_element("css selector", "td").text.split()[0]: r for r in browser.find_elements("css selector", "#leaderboard tbody tr")}
+    cell = rows["wanda"].find_elements("css selector", "td")[col]
+    value, low, high = map(float, re.match(r"([\d.]+) \[([\d.]+), ([\d.]+)\]", cell.text).groups())
+    wanda = {m: it for m, _, it in toy_accuracy_items()}["wanda"]
+    iv = bootstrap_interval(wanda)
+    assert (value, low, high) == pytest.approx((wanda.value(), iv.low, iv.high), abs=5e-4) and low < value < high
+    mark = cell.find_element("css selector", "span.mark")
+    assert mark.is_displayed() and mark.text == "≈ best"
+    assert "not distinguishable from the best" in cell.get_attribute("title")
+    best = rows["sparsegpt"].find_elements("css selector", "td")[col].find_element("css selector", "span.mark")
+    assert best.text == "best"
+    assert not rows["magnitude"].find_elements("css selector", "td")[col].find_elements("css selector", "span.mark")
+    ARTIFACTS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "leaderboard-intervals.png"))

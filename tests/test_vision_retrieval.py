@@ -143,6 +143,8 @@ def test_vision_run_dense_and_magnitude(data_dir, tiny_convnext, store):
     assert set(m) == {"top1", "top5", "top1_agreement"}
     assert m["top1_agreement"].value == 1.0 and m["top1"].n == 96
     assert m["top1"].value <= m["top5"].value
+    assert len(m["top1"].items.ids) == 96 and m["top1"].items.binary and m["top1"].items.value() == m["top1"].value
+    assert m["top1_agreement"].items.scores == (1.0,) * 96
     assert m["top1_agreement"].details["dense_reference"] == "computed"
     pruned = run(RunSpec(method="magnitude", model=str(tiny_convnext), suite="vision-unit", sparsity=0.5), store, progress=False)
     p = {x.name: x for x in pruned.metrics}
@@ -158,6 +160,8 @@ def test_retrieval_run(data_dir, tiny_splade, store):
     m = {x.name: x for x in res.metrics}
     assert set(m) == {"ndcg@10", "mrr@10", "recall@100", "query_nnz", "doc_nnz", "flops", "index_mb", "query_latency_ms"}
     assert m["ndcg@10"].n == 2  # q3 has no judgement
+    assert len(m["ndcg@10"].items.ids) == 2 and "q3" not in m["ndcg@10"].items.ids  # per-query scores of the judged queries
+    assert m["mrr@10"].items.ids == m["ndcg@10"].items.ids and m["query_nnz"].items is None
     assert 0.0 <= m["ndcg@10"].value <= 1.0 and 0.0 <= m["recall@100"].value <= 1.0
     assert m["doc_nnz"].n == 3 and m["doc_nnz"].value > 0
     assert 0 < m["flops"].value <= m["query_nnz"].value  # p_d(j) <= 1

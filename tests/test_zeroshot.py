@@ -244,6 +244,13 @@ def test_run_stores_accuracy_next_to_perplexity(tiny_model_dirs, store):
     assert acc["n"] == 4 and 0.0 <= acc["value"] <= 1.0 and acc["stderr"] is not None
     assert acc["details"]["split"] == "validation" and acc["details"]["limit"] == 4
     assert res.record.identity.sparsity == 0.5
+    # per-document scores: lm-eval's own logged samples, keyed by the document's index in the split
+    items = acc["items"]
+    expected = subset_indices(acc["details"]["docs_in_split"], 4, 0)
+    assert sorted(int(i) for i in items["ids"]) == expected and set(items["scores"]) <= {0.0, 1.0}
+    assert sum(items["scores"]) / 4 == pytest.approx(acc["value"], abs=1e-12)
+    ppl = df[df.task == "lambada-ppl"].iloc[0]
+    assert ppl["items"]["ids"] == ["0", "1"] and ppl["items"]["tokens"] == [63, 63] and ppl["n"] == 126
 
 
 @pytest.mark.slow

@@ -37,6 +37,11 @@ class ImageExample:
     label: int  # ImageNet-1k class index
     wnid: str
 
+    @property
+    def item_id(self) -> str:
+        """The image's id among a set's items: ``wnid/file name``."""
+        return f"{self.wnid}/{self.path.name}"
+
 
 def _is_image(p: Path) -> bool:
     return p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES

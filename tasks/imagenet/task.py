@@ -2,7 +2,8 @@
 
 Protocol: the subset's images in their fixed order (sorted file names), preprocessed by the
 model's own processor, classified in batches; top-1 / top-5 accuracy against the standard
-ImageNet-1k index, with the binomial standard error of top-1.
+ImageNet-1k index, with the binomial standard error of top-1 and each image's hit (0/1, by
+``wnid/file name``) as the metric's items.
 
 **Agreement with the dense model** (the fraction of images whose top-1 class is unchanged by
 pruning) needs the dense model's predictions, which no longer exist in memory once a Task
@@ -29,6 +30,7 @@ from typing import Any
 import torch
 
 from sparsebench.errors import SparsebenchError
+from sparsebench.items import ItemScores
 from sparsebench.logs import progress_bars
 from sparsebench.models import LoadedModel, cache_dir, load_model
 from sparsebench.task import Metric, Task, TaskMeta, register_task
@@ -126,10 +128,18 @@ class ImageNetClassification(Task):
             p = float(x.mean())
             return math.sqrt(p * (1 - p) / n) if n else float("nan")
 
+        ids = [ex.item_id for ex in examples]
+
+        def items(hits: torch.Tensor) -> ItemScores | None:
+            return ItemScores.of(ids, hits.double().numpy()) if n else None
+
+        def mean(hits: torch.Tensor) -> float:
+            return items(hits).value() if n else float("nan")
+
         return [
-            self.metric("top1", top1_hits.mean(), stderr=se(top1_hits), n=n, details=details),
-            self.metric("top5", top5_hits.mean(), stderr=se(top5_hits), n=n, details=details),
-            self.metric("top1_agreement", agree.mean(), stderr=se(agree), n=n,
+            self.metric("top1", mean(top1_hits), stderr=se(top1_hits), n=n, details=details, items=items(top1_hits)),
+            self.metric("top5", mean(top5_hits), stderr=se(top5_hits), n=n, details=details, items=items(top5_hits)),
+            self.metric("top1_agreement", mean(agree), stderr=se(agree), n=n, items=items(agree),
                         details={**details, "dense_reference": "cache" if cached else "computed", "dense_top1": float((dense == labels).float().mean())}),
         ]
 

@@ -59,9 +59,13 @@ def flops(query_terms: Iterable[Sequence[int] | torch.Tensor], doc_terms: Iterab
     return float((term_activation(query_terms, vocab_size) * term_activation(doc_terms, vocab_size)).sum())
 
 
+def per_query(metric, runs: Mapping[str, Sequence[str]], qrels: Mapping[str, Mapping[str, int]], k: int) -> dict[str, float]:
+    """``metric(ranking, qrels[q], k)`` of each judged query (one with a relevant doc), in qrels order."""
+    judged = [q for q, rel in qrels.items() if any(r > 0 for r in rel.values())]
+    return {q: metric(runs.get(q, ()), qrels[q], k) for q in judged}
+
+
 def mean_over_queries(metric, runs: Mapping[str, Sequence[str]], qrels: Mapping[str, Mapping[str, int]], k: int) -> float:
     """Mean of ``metric(ranking, qrels[q], k)`` over the judged queries (those with a relevant doc)."""
-    judged = [q for q, rel in qrels.items() if any(r > 0 for r in rel.values())]
-    if not judged:
-        return float("nan")
-    return sum(metric(runs.get(q, ()), qrels[q], k) for q in judged) / len(judged)
+    scores = per_query(metric, runs, qrels, k)
+    return sum(scores.values()) / len(scores) if scores else float("nan")

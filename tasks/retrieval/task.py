@@ -6,7 +6,8 @@ truncated to ``doc_max_length`` tokens) and indexed term-major; each query (the 
 ``query_max_length`` tokens) and scored by walking its terms' posting lists. Inference-free
 encoders (a model folder with ``idf.json``) weight the query's tokens from that table instead.
 
-Quality: nDCG@10 (primary), MRR@10, recall@100 (:mod:`.metrics`).
+Quality: nDCG@10 (primary), MRR@10, recall@100 (:mod:`.metrics`), each with its per-query scores
+as items (the judged queries, by query id).
 Efficiency, all measured on this run's representations, so pruning shows up in them:
 average non-zeros per query and per document, FLOPS (SPLADE's expected multiply-adds per
 query-document pair), index size (postings and bytes), and query latency (median wall time
@@ -22,6 +23,7 @@ from dataclasses import dataclass
 
 import torch
 
+from sparsebench.items import ItemScores
 from sparsebench.models import LoadedModel
 from sparsebench.task import Metric, Task, TaskMeta, register_task
 
@@ -29,6 +31,9 @@ from . import metrics
 from .data import BEIR_SETS, RetrievalSet, load_retrieval_set
 from .encoding import IdfQueryEncoder, encode
 from .index import InvertedIndex, SparseVectors
+
+
+QUALITY = (("ndcg@10", metrics.ndcg_at_k, 10), ("mrr@10", metrics.mrr_at_k, 10), ("recall@100", metrics.recall_at_k, 100))
 
 
 @dataclass(frozen=True)
@@ -108,16 +113,23 @@ class SparseRetrieval(Task):
             "device": str(loaded.device), "batch_size": 1,
         }
         lower = dict(higher_is_better=False)
+        quality = [self.quality_metric(name, fn, k, runs, qrels, details) for name, fn, k in QUALITY]
         return [
-            self.metric("ndcg@10", metrics.mean_over_queries(metrics.ndcg_at_k, runs, qrels, 10), n=nq, details=details),
-            self.metric("mrr@10", metrics.mean_over_queries(metrics.mrr_at_k, runs, qrels, 10), n=nq, details=details),
-            self.metric("recall@100", metrics.mean_over_queries(metrics.recall_at_k, runs, qrels, 100), n=nq, details=details),
+            *quality,
             self.metric("query_nnz", eff["query_nnz"], n=nq, details={"vocab": docs.dim}, **lower),
             self.metric("doc_nnz", eff["doc_nnz"], n=nd, details={"vocab": docs.dim}, **lower),
             self.metric("flops", eff["flops"], n=nq, details={"definition": "sum_j p_q(j) p_d(j)", "expected_postings_per_query": eff["flops"] * nd}, **lower),
             self.metric("index_mb", eff["index_mb"], n=nd, details={"postings": index.postings, "bytes": index.nbytes}, **lower),
             self.metric("query_latency_ms", lat["p50_ms"], n=nq, details=lat, **lower),
         ]
+
+
+    def quality_metric(self, name: str, fn, k: int, runs: dict[str, list[str]], qrels: dict, details: dict) -> Metric:  # noqa: ANN001
+        """The mean of ``fn`` over the judged queries, with each query's score as an item."""
+        scores = metrics.per_query(fn, runs, qrels, k)
+        items = ItemScores.of(scores.keys(), list(scores.values())) if scores else None
+        value = items.value() if items is not None else float("nan")
+        return self.metric(name, value, n=len(scores), details=details, items=items)
 
 
 @register_task

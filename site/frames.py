@@ -1,0 +1,85 @@
+"""The results database as DataFrames, loaded once per site build, with per-run and per-group lookups."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+MetricKey = tuple[str, str, str]  # (task, task_version, metric)
+
+
+@dataclass
+class Frames:
+    runs: pd.DataFrame
+    metrics: pd.DataFrame
+    timings: pd.DataFrame
+    values: pd.DataFrame = field(init=False)  # run id × (task, version, metric) → value
+    stale: set[int] = field(init=False)  # runs whose method source has changed since they ran
+    groups: pd.Series = field(init=False)  # run id → the key it shares with the runs that differ from it only in seed
+
+    def __post_init__(self) -> None:
+        from sparsebench.comparison import seed_groups
+        from sparsebench.results import stale_runs
+
+        self.runs = self.runs[self.runs["status"] == "completed"].copy() if not self.runs.empty else self.runs
+        self.stale = stale_runs(self.runs) if not self.runs.empty else set()
+        self.groups = pd.Series(seed_groups(self.runs).values, index=self.runs["id"].values) if not self.runs.empty else pd.Series(dtype=str)
+        m = self.metrics
+        self._rows: dict[tuple[int, MetricKey], Any] = {}
+        self._items: dict[tuple[int, MetricKey], Any] = {}
+        if m.empty:
+            self.values = pd.DataFrame(index=pd.Index([], name="run_id"))
+            self.higher: dict[MetricKey, bool] = {}
+        else:
+            self.values = m.pivot_table(index="run_id", columns=["task", "task_version", "metric"], values="value", aggfunc="first")
+            self.higher = {(r.task, r.task_version, r.metric): bool(r.higher_is_better) for r in m.itertuples()}
+            self._rows = {(int(r.run_id), (r.task, r.task_version, r.metric)): r for r in m.itertuples()}
+
+    def item_lists(self, run_ids: Sequence[int], key: MetricKey) -> list | None:
+        """The per-item scores of ``key`` of each run (None unless every run has them)."""
+        from sparsebench.items import ItemScores
+
+        out = []
+        for run_id in run_ids:
+            if (run_id, key) not in self._items:
+                row = self._rows.get((run_id, key))
+                payload = getattr(row, "items", None) if row is not None else None
+                self._items[(run_id, key)] = ItemScores.from_payload(payload) if isinstance(payload, dict) else None
+            if self._items[(run_id, key)] is None:
+                return None
+            out.append(self._items[(run_id, key)])
+        return out
+
+    def item_count(self, run_id: int, key: MetricKey) -> int | None:
+        """How many items (documents, windows, queries, images) ``key`` of the run has, if stored."""
+        items = self.item_lists([run_id], key)
+        return len(items[0].ids) if items else None
+
+    def estimate(self, run_ids: Sequence[int], key: MetricKey) -> Any:  # sparsebench.results.Estimate | None
+        """The value (mean over seeds) with its interval and sd over seeds, as ``sparsebench results`` shows it."""
+        from sparsebench.results import estimate
+
+        rows = [self._rows[(i, key)] for i in run_ids if (i, key) in self._rows]
+        if len(rows) != len(run_ids) or not rows:
+            return None
+        return estimate(pd.DataFrame(rows))
+
+    def metric_keys(self, run_ids: Sequence[int]) -> list[MetricKey]:
+        if self.values.empty:
+            return []
+        sub = self.values.reindex(list(run_ids)).dropna(axis=1, how="all")
+        return sorted(sub.columns.tolist())
+
+    def value(self, run_id: int, key: MetricKey) -> float | None:
+        try:
+            v = self.values.at[run_id, key]
+        except KeyError:
+            return None
+        return None if pd.isna(v) else float(v)
+
+    def run_timings(self, run_id: int) -> pd.DataFrame:
+        t = self.timings
+        return t[t["run_id"] == run_id] if not t.empty else t

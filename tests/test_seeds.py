@@ -1,0 +1,64 @@
+"""Seeds: ``run --seeds`` stores one run per seed; ``results`` aggregates runs that differ only in seed."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sparsebench.cli import main
+from sparsebench.confidence import seed_summary
+from sparsebench.items import ItemScores
+from sparsebench.results import compact, estimate
+from sparsebench.testing import synthetic_run
+
+
+def _cli(capsys, *args):
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    out = capsys.readouterr()
+    return exc.value.code, out.out, out.err
+
+
+def test_run_seeds_stores_one_run_per_seed_and_results_aggregate_them(capsys, tmp_path, tiny_model_dirs, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "250")
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    args = ["run", "--db", db, "--model", str(tiny_model_dirs["llama"]), "--suite", "unit", "-m", "wanda", "--no-progress"]
+    code, out, err = _cli(capsys, *args, "--seeds", "0,1")
+    assert code == 0, err
+    assert "stored run 1" in err and "stored run 2" in err
+    lines = out.strip().splitlines()
+    assert len(lines) == 3 and lines[0].split()[-2:] == ["seeds", "lambada-ppl"]  # one row for both seeds
+    assert lines[2].split()[0] == "1,2" and " 2 " in lines[2] and "±" in lines[2]
+    from sparsebench.store import Store
+
+    store = Store(db, create=False)
+    runs = store.runs()
+    assert sorted(runs["seed"]) == [0, 1] and runs["calibration"].nunique() == 2  # the seed moves the calibration sample
+    m = store.metrics()
+    s = seed_summary([ItemScores.from_payload(p) for p in m["items"]])
+    assert s.mean == pytest.approx(m["value"].mean()) and s.sd == pytest.approx(m["value"].std(ddof=1))
+    assert f"{s.mean:.4g} ±{s.sd:.2g} [{s.interval.low:.4g}, {s.interval.high:.4g}]" in lines[2]
+    code, out, err = _cli(capsys, *args, "--seeds", "1,0")  # both stored: skipped, and shown again
+    assert code == 0 and "already stored as run 2" in err and "already stored as run 1" in err and "1,2" in out
+
+
+@pytest.mark.parametrize(("extra", "message"), [(["--seed", "1", "--seeds", "0,1"], "not both"), (["--seeds", "0,x"], "integers"),
+                                                (["--seeds", "0,0"], "distinct")])
+def test_bad_seeds_are_one_line(capsys, tmp_path, extra, message):
+    code, out, err = _cli(capsys, "run", "--db", f"sqlite:///{tmp_path / 'r.db'}", "--suite", "unit", *extra)
+    assert code == 2 and out == "" and message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "r.db").exists()
+
+
+def test_estimate_of_one_run_and_of_a_seed_group(store):
+    rng = np.random.default_rng(1)
+    for seed in range(3):
+        store.write_run(synthetic_run("wanda", "tiny", 0, seed=seed, task=("piqa", "1", "acc", True),
+                                      items=ItemScores.of(range(30), rng.random(30) < 0.6)))
+    m = store.metrics()
+    one = estimate(m.iloc[:1])
+    assert (one.value, one.low, one.high, one.sd, one.seeds) == (m["value"][0], m["ci_low"][0], m["ci_high"][0], None, 1)
+    three = estimate(m)
+    assert three.seeds == 3 and three.value == pytest.approx(m["value"].mean()) and three.sd == pytest.approx(m["value"].std(ddof=1))
+    table = compact(store.runs(), m)
+    assert len(table) == 1 and table["id"][0] == "1,2,3" and table["seeds"][0] == 3 and table["piqa"][0] == three.text()
