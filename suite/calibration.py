@@ -226,8 +226,9 @@ def block_outputs(ctx: PruneContext, tokens: torch.Tensor, visit: Callable[[Mode
     for block in tqdm(loaded.adapter.blocks(loaded.model), desc=desc, disable=not ctx.progress, leave=False, unit="block"):
         home = next(block.module.parameters()).device
         block.module.to(compute)
+        args, kwargs = inputs.call_of(block.index)
         for i, h in enumerate(inputs.hidden):
-            out = block.run(h, inputs.args, inputs.kwargs)
+            out = block.run(h, args, kwargs)
             visit(block, h, out)
             inputs.hidden[i] = out
         block.module.to(home)
