@@ -207,13 +207,14 @@ def _execute(p: Plan, identity: Identity, weights: Resolved, sources: dict[str, 
     if converted is not None:
         echo(f"converted fp32 weights: {converted['path']} (sha256 {converted['sha256'][:12]})")
     adapter = loaded.adapter
-    targeted = [layer.name for layer in adapter.prunable_layers(loaded.model)]
+    layers = adapter.prunable_layers(loaded.model)
+    targeted = [layer.name for layer in layers]
     before = fingerprint(dict(adapter.iter_untargeted(loaded.model)))
-    own = own_zeros({layer.name: layer.weight for layer in adapter.prunable_layers(loaded.model)})
+    structured = isinstance(spec.pattern, Structured)
+    own = {} if structured else own_zeros({layer.name: layer.weight for layer in layers})  # structured runs have no masks to credit
 
     ctx = PruneContext(loaded, spec.pattern, p.sparsity, spec.seed, _calibration(p), progress,
                        compute_device=device if spec.offload else None)
-    structured = isinstance(spec.pattern, Structured)
     if structured:
         dense = copy.deepcopy(loaded.model) if identity.kernels else None  # the latency baseline
         shrink_check = StructureCheck.before(loaded, spec.pattern)
