@@ -115,12 +115,16 @@ def capture_block_inputs(ctx: PruneContext, tokens: torch.Tensor) -> BlockInputs
 
 
 @torch.no_grad()
-def forward_each(block: ModelBlock, inputs: BlockInputs, advance: bool) -> None:
-    """Run the block on every sequence; with ``advance`` replace each sequence's hidden states
-    by the block's output as it goes, so the calibration set's inputs and outputs never coexist."""
+def forward_each(block: ModelBlock, inputs: BlockInputs, advance: bool,
+                 visit: Callable[[ModelBlock, torch.Tensor, torch.Tensor], None] | None = None) -> None:
+    """Run the block on every sequence (``visit(block, input, output)`` sees each); with
+    ``advance`` replace each sequence's hidden states by the block's output as it goes, so the
+    calibration set's inputs and outputs never coexist."""
     args, kwargs = inputs.call_of(block.index)
     for i, h in enumerate(inputs.hidden):
         out = block.run(h, args, kwargs)
+        if visit is not None:
+            visit(block, h, out)
         if advance:
             inputs.hidden[i] = out
 
@@ -226,9 +230,5 @@ def block_outputs(ctx: PruneContext, tokens: torch.Tensor, visit: Callable[[Mode
     for block in tqdm(loaded.adapter.blocks(loaded.model), desc=desc, disable=not ctx.progress, leave=False, unit="block"):
         home = next(block.module.parameters()).device
         block.module.to(compute)
-        args, kwargs = inputs.call_of(block.index)
-        for i, h in enumerate(inputs.hidden):
-            out = block.run(h, args, kwargs)
-            visit(block, h, out)
-            inputs.hidden[i] = out
+        forward_each(block, inputs, advance=True, visit=visit)
         block.module.to(home)
