@@ -92,8 +92,10 @@ def execute(job: Job) -> Outcome:
     """Run one spec in this (worker) process; every exception becomes a failed Outcome."""
     from transformers.utils import logging as hf_logging
 
+    from . import logs
     from .runner import run
 
+    logs.configure()  # the other libraries' chatter stays out of the sweep's output, as in `sparsebench run`
     hf_logging.disable_progress_bar()  # one line per finished spec is the sweep's progress
     where = f"{socket.gethostname()}:{os.getpid()}"
     capture, t0 = ResultCapture(), time.perf_counter()

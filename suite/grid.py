@@ -6,10 +6,11 @@ The schema (every key but ``models`` and ``methods`` is optional)::
     models     = ["llama", "models/my-finetune"]   # registered names, local folders (relative
                                                    # to this file) or hub ids
     methods    = ["magnitude",                     # a name: the method's default parameters
-                  { name = "sparsegpt", params = { percdamp = [0.01, 0.1] } }]  # a list value is an axis
+                  { name = "sparsegpt", params = { percdamp = [0.01, 0.1] } },  # a list value is an axis
+                  { name = "shortgpt", patterns = ["depth"], sparsities = [0.2, 0.3] }]  # its own axes
     sparsities = [0.5, 0.6, 0.7]                   # default [0.5]; N:M patterns imply their own
     patterns   = ["unstructured", "2:4"]           # default ["unstructured"]
-    suites     = ["quick"]                         # default ["quick"]
+    suites     = ["quick", "../suites/my.toml"]    # default ["quick"]; names or suite files (relative to this file)
     seeds      = [0, 1]                            # default [0]; each >= 0
     kernels    = ["", "csr,bsr"]                   # kernel sets to time; "" = none (default [""])
     tasks      = ["wikitext2"]                     # optional: instead of each suite's tasks
@@ -21,7 +22,9 @@ The schema (every key but ``models`` and ``methods`` is optional)::
     memory_gb = 4            # optional; Ray only starts a run where this much memory is free
 
 The grid is the product models x methods (x their parameter axes) x patterns x sparsities x
-suites x seeds x kernels. Every point is validated before anything runs; points that mean
+suites x seeds x kernels. A method entry may give its own ``patterns``, ``sparsities`` and
+``kernels`` (a structured method's targets and fractions, its ``shrunk`` timing), which replace
+the grid's for that method only. Every point is validated before anything runs; points that mean
 the same run (the dense baseline at several sparsities, an N:M pattern at several
 sparsities) are kept once.
 """
@@ -45,6 +48,7 @@ else:  # pragma: no cover - Python 3.10
 
 KEYS = {"models", "methods", "sparsities", "patterns", "suites", "seeds", "kernels", "tasks", "device", "resources"}
 RESOURCE_KEYS = {"cpus", "gpus", "memory_gb"}
+METHOD_KEYS = {"name", "params", "patterns", "sparsities", "kernels"}
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,10 @@ class Resources:
 class MethodChoice:
     name: str
     params: tuple[tuple[str, str], ...] = ()  # (key, raw value) as --param would take them
+    # this method's own axes, instead of the grid's (e.g. a structured method's patterns and sparsities)
+    patterns: tuple[str, ...] | None = None
+    sparsities: tuple[float, ...] | None = None
+    kernels: tuple[tuple[str, ...], ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -81,17 +89,18 @@ class Grid:
         from .patterns import parse_pattern
         from .pruning import methods
 
-        built = [methods.get(m.name).from_options(dict(m.params)) for m in self.methods]
-        patterns = [parse_pattern(p) for p in self.patterns]
         out = []
-        for model, method, pattern, sparsity, suite, seed, kernels in itertools.product(
-            self.models, built, patterns, self.sparsities, self.suites, self.seeds, self.kernels
-        ):
-            if pattern.implied_sparsity is not None:
-                sparsity = None  # 2:4 is 50% whatever the axis says
-            out.append(RunSpec(method=method.name, params=method.params, model=model, pattern=pattern, sparsity=sparsity,
-                               suite=suite, tasks=self.tasks, seed=seed, device=self.device, kernels=kernels,
-                               threads=self.threads or self.resources.cpus))
+        for model, choice in itertools.product(self.models, self.methods):
+            method = methods.get(choice.name).from_options(dict(choice.params))
+            patterns = [parse_pattern(p) for p in choice.patterns or self.patterns]
+            for pattern, sparsity, suite, seed, kernels in itertools.product(
+                patterns, choice.sparsities or self.sparsities, self.suites, self.seeds, choice.kernels or self.kernels
+            ):
+                if pattern.implied_sparsity is not None:
+                    sparsity = None  # 2:4 is 50% whatever the axis says
+                out.append(RunSpec(method=method.name, params=method.params, model=model, pattern=pattern, sparsity=sparsity,
+                                   suite=suite, tasks=self.tasks, seed=seed, device=self.device, kernels=kernels,
+                                   threads=self.threads or self.resources.cpus))
         return list(dict.fromkeys(out))
 
 
@@ -118,18 +127,13 @@ def parse_grid(data: Mapping[str, Any], base: Path = Path(".")) -> Grid:
         "models": tuple(_model(m, base) for m in _list(data, "models", str)),
         "methods": tuple(c for m in _list(data, "methods", (str, dict)) for c in _method_choices(m)),
     }
-    if "sparsities" in data:
-        kw["sparsities"] = tuple(float(s) for s in _list(data, "sparsities", (int, float)))
-    if "patterns" in data:
-        kw["patterns"] = _list(data, "patterns", str)
+    kw.update(_axes(data))
     if "suites" in data:
-        kw["suites"] = _list(data, "suites", str)
+        kw["suites"] = tuple(_suite(s, base) for s in _list(data, "suites", str))
     if "seeds" in data:
         kw["seeds"] = _list(data, "seeds", int)
         if any(seed < 0 for seed in kw["seeds"]):
             raise InvalidSpecError(f"grid 'seeds' must be integers >= 0, got {list(kw['seeds'])}")
-    if "kernels" in data:
-        kw["kernels"] = tuple(tuple(k.strip() for k in s.split(",") if k.strip()) for s in _list(data, "kernels", str))
     if "tasks" in data:
         kw["tasks"] = _list(data, "tasks", str) or None
     device = data.get("device", "cpu")
@@ -147,6 +151,18 @@ def parse_grid(data: Mapping[str, Any], base: Path = Path(".")) -> Grid:
     if kw["resources"].cpus < 1:
         raise InvalidSpecError("grid [resources] cpus must be at least 1")
     return Grid(**kw)
+
+
+def _axes(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The pattern, sparsity and kernel axes ``data`` sets (the grid's, or one method's own)."""
+    out: dict[str, Any] = {}
+    if "sparsities" in data:
+        out["sparsities"] = tuple(float(s) for s in _list(data, "sparsities", (int, float)))
+    if "patterns" in data:
+        out["patterns"] = _list(data, "patterns", str)
+    if "kernels" in data:
+        out["kernels"] = tuple(tuple(k.strip() for k in s.split(",") if k.strip()) for s in _list(data, "kernels", str))
+    return out
 
 
 def _list(data: Mapping[str, Any], key: str, types: type | tuple[type, ...]) -> tuple:
@@ -169,14 +185,24 @@ def _model(name: str, base: Path) -> str:
     return name
 
 
+def _suite(ref: str, base: Path) -> str:
+    """A relative suite file is relative to the grid file; suite names stay as they are."""
+    local = base / ref
+    if ref.endswith(".toml") and not Path(ref).is_absolute() and local.is_file():
+        return str(local.resolve())
+    return ref
+
+
 def _method_choices(entry: str | Mapping[str, Any]) -> list[MethodChoice]:
     if isinstance(entry, str):
         return [MethodChoice(entry)]
-    if set(entry) - {"name", "params"} or not isinstance(entry.get("name"), str):
-        raise InvalidSpecError(f"a grid method is a name or {{ name = ..., params = {{...}} }}, got {dict(entry)}")
+    if set(entry) - METHOD_KEYS or not isinstance(entry.get("name"), str) or not isinstance(entry.get("params", {}), Mapping):
+        raise InvalidSpecError(f"a grid method is a name or {{ name = ..., params = {{...}} }} with optional own "
+                               f"patterns, sparsities, kernels; got {dict(entry)}")
     params = entry.get("params", {})
     axes = [[(k, _raw(x)) for x in (v if isinstance(v, list) else [v])] for k, v in sorted(params.items())]
-    return [MethodChoice(entry["name"], tuple(combo)) for combo in itertools.product(*axes)]
+    own = _axes(entry)
+    return [MethodChoice(entry["name"], tuple(combo), **own) for combo in itertools.product(*axes)]
 
 
 def _raw(value: Any) -> str:

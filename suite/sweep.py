@@ -36,7 +36,7 @@ class PlannedJob:
         s, i = self.plan.spec, self.identity
         extra = "".join(f" {k}={v}" for k, v in i.params.items())
         kernels = f" kernels={','.join(i.kernels)}" if i.kernels else ""
-        return f"{s.method}{extra} {s.pattern} {self.plan.sparsity:.2f} {self.plan.model.name.rsplit('/', 1)[-1]} {s.suite} seed={s.seed}{kernels}"
+        return f"{s.method}{extra} {s.pattern} {self.plan.sparsity:.2f} {self.plan.model.name.rsplit('/', 1)[-1]} {i.suite.name} seed={s.seed}{kernels}"
 
     def failure(self, error: str) -> RunRecord:
         """The record of this spec when it produced no result (so it shows up, with its error)."""
@@ -83,8 +83,10 @@ class Summary:
 class Writer:
     """The executors' listener: stores each outcome as it arrives and reports it."""
 
-    def __init__(self, store: Store, jobs: dict[str, PlannedJob], summary: Summary, echo: Callable[[str], None], tick: Callable[[], None]):
+    def __init__(self, store: Store, jobs: dict[str, PlannedJob], summary: Summary, echo: Callable[[str], None], tick: Callable[[], None],
+                 on_stored: Callable[[int], str] | None = None):
         self.store, self.jobs, self.summary, self.echo, self.tick = store, jobs, summary, echo, tick
+        self.on_stored = on_stored
 
     def outcome(self, job: Job, outcome: Outcome) -> None:
         pj = self.jobs[job.key]
@@ -101,6 +103,8 @@ class Writer:
                 self.summary.stored.append(run_id)
                 values = ", ".join(f"{m.metric}={m.value:.4g}" for m in outcome.record.metrics[:2])
                 self.echo(f"ok {pj.label()}: run {run_id}, {values} ({outcome.elapsed_s:.1f} s on {outcome.worker})")
+                if self.on_stored is not None:
+                    self.echo(f"   {self.on_stored(run_id)}")
         else:
             error = outcome.error or "no result"
             self.store.write_failure(pj.failure(error))
@@ -120,8 +124,10 @@ def sweep(
     retry_failed: bool = True,
     echo: Callable[[str], None] = log.info,
     progress: bool = True,
+    on_stored: Callable[[int], str] | None = None,
 ) -> Summary:
-    """Run every spec of ``grid`` not yet stored; return what happened."""
+    """Run every spec of ``grid`` not yet stored; return what happened. ``on_stored(run_id)`` is
+    called after each run is stored (e.g. to publish it) and returns a line to print."""
     from tqdm.auto import tqdm
 
     t0 = time.perf_counter()
@@ -132,7 +138,8 @@ def sweep(
     summary = Summary(total=len(planned), already=len(planned) - len(todo))
     echo(f"{len(planned)} specs in the grid: {summary.already} already stored, {len(todo)} to run")
     with tqdm(total=len(todo), desc="sweep", unit="run", disable=not progress or not todo) as bar:
-        writer = Writer(store, {pj.job.key: pj for pj in todo}, summary, lambda s: bar.write(s, file=sys.stderr) if progress else echo(s), lambda: bar.update(1))
+        writer = Writer(store, {pj.job.key: pj for pj in todo}, summary, lambda s: bar.write(s, file=sys.stderr) if progress else echo(s), lambda: bar.update(1),
+                        on_stored)
         executor.run([pj.job for pj in todo], writer)
     summary.wall_s = time.perf_counter() - t0
     return summary

@@ -318,3 +318,23 @@ def test_kill_9_of_a_sweep_leaves_no_worker_or_helper_process(tiny_model_dirs, t
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def test_a_worker_routes_other_libraries_warnings_like_the_cli(tiny_model_dirs, capfd):
+    """lm-eval's and transformers' warnings stay out of a sweep's output, as they do for `sparsebench run`."""
+    import logging
+
+    from sparsebench.executors import execute
+
+    (pj,) = expand(_grid(tiny_model_dirs["llama"], methods=["magnitude"]))
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    try:
+        assert execute(pj.job).ok
+        capfd.readouterr()
+        logging.getLogger("lm_eval.evaluator").warning("third-party chatter")
+        logging.getLogger("sparsebench.runner").warning("our own warning")
+        err = capfd.readouterr().err
+        assert "third-party chatter" not in err and "our own warning" in err
+    finally:
+        root.handlers[:], root.level = saved

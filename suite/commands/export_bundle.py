@@ -26,7 +26,8 @@ def command(db, out, method, model, suite, kernel_timings) -> None:
     """
     from pathlib import Path
 
-    from sparsebench.bundles import BundleError, dumps, export_bundle
+    from sparsebench.bundles import dumps, export_bundle
+    from sparsebench.publish import write_text_atomic
     from sparsebench.store import Store
 
     bundle = export_bundle(Store(db, create=False), kernel_timings=kernel_timings, method=method, model=model, suite=suite)
@@ -34,13 +35,6 @@ def command(db, out, method, model, suite, kernel_timings) -> None:
     if out == "-":
         click.echo(text, nl=False)
     else:
-        path = Path(out)
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".tmp")
-            tmp.write_text(text, encoding="utf-8")
-            tmp.replace(path)
-        except OSError as exc:
-            raise BundleError(f"cannot write {path}: {exc.strerror or exc}") from None
+        write_text_atomic(Path(out), text)
     click.echo(f"exported {len(bundle['runs'])} runs and {len(bundle['timings'])} standalone timings "
                f"({bundle['content_hash'][:19]}) to {out if out != '-' else 'stdout'}", err=True)

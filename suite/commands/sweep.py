@@ -11,6 +11,7 @@ Examples:
   sparsebench sweep grid.toml --workers 2               # two local worker processes
   sparsebench sweep grid.toml --devices cuda:0,cuda:1   # one worker per GPU
   sparsebench sweep grid.toml --executor ray            # a local Ray cluster
+  sparsebench sweep results/grids/smollm2-seeds.toml --publish results/runs   # the project's published runs
   sparsebench sweep grid.toml --executor ray --address ray://head:10001 --db postgresql+psycopg://...
 
 \b
@@ -37,9 +38,12 @@ A grid file (see the README's "Sweeps" section for every key):
 @click.option("--retry-failed/--skip-failed", default=True, show_default=True, help="Run specs again that a previous sweep recorded as failed.")
 @click.option("--threads", type=click.IntRange(min=1), default=None,
               help="torch CPU threads per worker [default: the grid's resources.cpus]. Recorded in each run's provenance, not hashed.")
+@click.option("--publish", "publish_dir", type=click.Path(file_okay=False), default=None,
+              help="Folder of published bundles (e.g. results/runs): import the ones there first (a fresh clone resumes "
+                   "where they stop), then write each stored run there as MODEL/SPECHASH.json at once, ready to commit.")
 @click.option("--dry-run", is_flag=True, help="Expand and validate the grid, show each spec's status, run nothing (creates no database).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar (one line per finished spec is still printed).")
-def command(grid_file, executor, workers, devices, address, db, max_attempts, retry_failed, threads, dry_run, no_progress):
+def command(grid_file, executor, workers, devices, address, db, max_attempts, retry_failed, threads, publish_dir, dry_run, no_progress):
     """Run every spec of the grid in GRID.toml that is not stored yet.
 
     The grid (models x methods x params x sparsities x patterns x suites x kernels x seeds)
@@ -63,6 +67,10 @@ def command(grid_file, executor, workers, devices, address, db, max_attempts, re
         planned = expand(grid)
         existing = Store.existing(db)
         status = existing.statuses(pj.job.key for pj in planned) if existing is not None else {}
+        if publish_dir is not None:
+            from ..publish import published_hashes
+
+            status |= {h: "published" for h in published_hashes(publish_dir) if status.get(h) != "completed"}
         for pj in planned:
             click.echo(f"{status.get(pj.job.key, 'pending'):9}  {pj.job.key[:12]}  {pj.label()}")
         click.echo(f"{len(planned)} specs, {sum(1 for pj in planned if pj.job.key not in status)} never run", err=True)
@@ -72,9 +80,20 @@ def command(grid_file, executor, workers, devices, address, db, max_attempts, re
 
         device_list = [f"cuda:{i}" for i in range(torch.cuda.device_count())] or None
     store = Store(db)
+    on_stored = None
+    if publish_dir is not None:
+        from ..publish import load_published, publish_run
+
+        report = load_published(store, publish_dir)
+        if report is not None:
+            click.echo(f"published bundles in {publish_dir}: {report.runs_imported} runs imported, {report.runs_skipped} already stored", err=True)
+
+        def on_stored(run_id: int) -> str:
+            return f"published {publish_run(store, run_id, publish_dir)}"
     ex = make_executor(executor, workers=workers, devices=device_list, address=address, max_attempts=max_attempts)
     try:
-        summary = sweep(grid, store, ex, retry_failed=retry_failed, echo=lambda s: click.echo(s, err=True), progress=not no_progress)
+        summary = sweep(grid, store, ex, retry_failed=retry_failed, echo=lambda s: click.echo(s, err=True), progress=not no_progress,
+                        on_stored=on_stored)
     except KeyboardInterrupt:
         click.echo("interrupted: every finished spec is stored; run the same command again to resume", err=True)
         raise click.exceptions.Exit(130) from None

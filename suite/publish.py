@@ -1,0 +1,60 @@
+"""Published results: one bundle file per run in a folder that is committed (``results/runs/``).
+
+A sweep with ``--publish DIR`` first imports every bundle already in ``DIR`` (so a fresh
+clone resumes where the published data stops: those specs count as stored), then writes
+each run it stores as ``DIR/<model>/<spec hash[:16]>.json`` the moment it is stored. One
+file per run keeps each commit small, makes a half-finished sweep's work safe to commit,
+and never rewrites a published file (the spec hash names it; a re-run of the same spec is
+skipped). The database stays an index rebuilt from these files (``sparsebench import``).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from .bundles import BundleError, ImportReport, bundle_files, dumps, export_bundle, import_bundles, read_bundles
+from .store import Store
+
+SAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def bundle_path(directory: Path, model: str, spec_hash: str) -> Path:
+    """Where the bundle of one run lives: a folder per model, the file named by its spec hash."""
+    return Path(directory) / SAFE.sub("-", model).strip("-") / f"{spec_hash[:16]}.json"
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename: never half a file."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text, encoding="utf-8")
+        tmp.replace(path)
+    except OSError as exc:
+        raise BundleError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def publish_run(store: Store, run_id: int, directory: Path) -> Path:
+    """Export the stored run ``run_id`` as its own bundle under ``directory``; return the file."""
+    bundle = export_bundle(store, id=int(run_id))
+    if len(bundle["runs"]) != 1:
+        raise BundleError(f"no stored run {run_id} to publish")
+    run = bundle["runs"][0]
+    path = bundle_path(directory, run["model"], run["spec_hash"])
+    write_text_atomic(path, dumps(bundle))
+    return path
+
+
+def load_published(store: Store, directory: Path) -> ImportReport | None:
+    """Import the bundles already published under ``directory`` (None when there are none)."""
+    directory = Path(directory)
+    files = bundle_files([directory]) if directory.is_dir() else []
+    return import_bundles(store, files) if files else None
+
+
+def published_hashes(directory: Path) -> set[str]:
+    """Spec hashes of the runs published under ``directory`` (each bundle validated; no database)."""
+    directory = Path(directory)
+    files = bundle_files([directory]) if directory.is_dir() else []
+    return {r.spec_hash for checked in read_bundles(files) for r in checked.runs}
