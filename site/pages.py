@@ -56,15 +56,23 @@ def _quality_plots(frames: Frames, runs: pd.DataFrame, title_prefix: str) -> lis
                                  y_higher=higher, caption="Ringed points form the Pareto front (higher sparsity, better quality)."))
         plots.extend(_speedup_plots(frames, runs, lambda run_id, key=key: frames.value(run_id, key), f"{title_prefix}{label}",
                                     key[2], higher))
-    accuracy = [k for k in frames.metric_keys(runs["id"].tolist()) if k[2] == "acc"]
-    if len(accuracy) > 1:
-        def mean_acc(run_id: int) -> float | None:
-            values = [frames.value(run_id, k) for k in accuracy]
-            return None if None in values else sum(values) / len(values)
-
-        tasks = ", ".join(k[0] for k in accuracy)
-        plots.extend(_speedup_plots(frames, runs, mean_acc, f"{title_prefix}mean zero-shot accuracy ({tasks}) ↑", "mean acc", True))
+    plots.extend(central_plots(frames, runs, title_prefix))
     return plots
+
+
+def central_plots(frames: Frames, runs: pd.DataFrame, title_prefix: str = "") -> list[Plot]:
+    """The leaderboard's central plots: mean zero-shot accuracy against measured speedup, per
+    model, hardware and phase (none when the runs have fewer than two accuracy tasks)."""
+    accuracy = [k for k in frames.metric_keys(runs["id"].tolist()) if k[2] == "acc"]
+    if len(accuracy) < 2:
+        return []
+
+    def mean_acc(run_id: int) -> float | None:
+        values = [frames.value(run_id, k) for k in accuracy]
+        return None if None in values else sum(values) / len(values)
+
+    tasks = ", ".join(k[0] for k in accuracy)
+    return _speedup_plots(frames, runs, mean_acc, f"{title_prefix}mean zero-shot accuracy ({tasks}) ↑", "mean acc", True)
 
 
 def _family(pattern: str) -> str:

@@ -150,6 +150,14 @@ def interval_title(est: Any, n: Any) -> str:
     return f"95% bootstrap interval {over}"
 
 
+ROW_ORDER = ["model", "pattern", "sparsity", "method", "id"]
+
+
+def run_groups(frames: Frames, runs: pd.DataFrame) -> list[list[int]]:
+    """The run ids of each row of :func:`run_table` (runs that differ only in seed share one), in its order."""
+    return run_rows(runs.sort_values(ROW_ORDER), frames.groups)
+
+
 def run_table(frames: Frames, runs: pd.DataFrame, table_id: str, root: str, show_suite: bool = False,
               placeholders: Sequence[dict[str, Any]] = (), marks: bool = False, deltas: bool = False) -> Table:
     """One row per run, or per group of runs that differ only in seed: method, model, pattern,
@@ -164,8 +172,8 @@ def run_table(frames: Frames, runs: pd.DataFrame, table_id: str, root: str, show
     cols += [Column(metric_label(k, frames.higher.get(k, False)), True, "value [95% interval]; with several seeds: mean ±sd [interval]")
              for k in keys]
     cols += [Column("speedup", True, "best measured end-to-end speedup vs dense"), Column("seed", True), Column("provenance")]
-    ordered = runs.sort_values(["model", "pattern", "sparsity", "method", "id"])
-    groups = run_rows(ordered, frames.groups)
+    ordered = runs.sort_values(ROW_ORDER)
+    groups = run_groups(frames, runs)
     by_id = ordered.set_index("id", drop=False)
     best = best_marks(frames, groups, keys) if marks else {}
     rows = []

@@ -87,6 +87,7 @@ def synthetic_run(
     threads: int = 2,
     method_source: str | None = None,
     items: ItemScores | None = None,
+    more: tuple[tuple[tuple[str, str, str, bool], float], ...] = (),
 ) -> RunRecord:
     """A completed run record for ``Store.write_run`` (with a valid spec hash).
 
@@ -94,7 +95,8 @@ def synthetic_run(
     caller passes. ``kernels`` holds ``(kernel, status, speedup, reason)`` end-to-end timings.
     ``method_source`` defaults to the registered method's current source hash (a run that is
     not stale), or "synthetic" for a name that is not registered. With ``items`` the metric is
-    their aggregate (``quality`` is then ignored) and carries them.
+    their aggregate (``quality`` is then ignored) and carries them. ``more``: further
+    ``(task, value)`` metrics of the same run.
     """
     import datetime as dt
 
@@ -106,7 +108,8 @@ def synthetic_run(
     kernel_names = tuple(k[0] for k in kernels)
     source = method_source or current_method_source(method, params or {}) or "synthetic"
     identity = Identity(method=method, params=params or {}, method_source=source, model=model, model_revision="synthetic",
-                        pattern=pattern, sparsity=sparsity, suite=SuiteIdentity(suite, suite_version, "synthetic"), tasks=(task_name,),
+                        pattern=pattern, sparsity=sparsity, suite=SuiteIdentity(suite, suite_version, "synthetic"),
+                        tasks=(task_name, *(t[0] for t, _ in more)),
                         seed=seed, kernels=kernel_names, hardware=hardware if kernels else None)
     label = f"{hardware} ({threads} threads)"
     prov = {"git_sha": "0" * 40, "packages": {"sparsebench": "0.1.0", "torch": "synthetic", "transformers": "synthetic"},
@@ -115,7 +118,8 @@ def synthetic_run(
 
     value, n = (items.value(), items.n) if items is not None else (quality, 128)
     interval = bootstrap_interval(items) if items is not None else None
-    metrics = (MetricRecord(task_name, task_version, metric, value, higher, None, n, {"synthetic": True}, items, interval),)
+    metrics = (MetricRecord(task_name, task_version, metric, value, higher, None, n, {"synthetic": True}, items, interval),
+               *(MetricRecord(t[0], t[1], t[2], v, t[3], None, 128, {"synthetic": True}, None, None) for t, v in more))
     timings = tuple(TimingRecord.from_mapping(synthetic_timing(k, status, speedup, reason, pattern=pattern, sparsity=sparsity,
                                                                hardware=label, scope="prefill"))
                     for k, status, speedup, reason in kernels)

@@ -2,7 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
 import click
+
+
+@contextmanager
+def bundle_index(bundle_dir: str) -> Iterator[tuple[Any, int]]:
+    """A fresh temporary index database of every bundle under ``bundle_dir`` (validated), and the number of files."""
+    import tempfile
+    from pathlib import Path
+
+    from sparsebench.bundles import bundle_files, import_bundles
+    from sparsebench.errors import SparsebenchError
+    from sparsebench.store import Store
+
+    if not Path(bundle_dir).is_dir():
+        raise SparsebenchError(f"no bundle folder {bundle_dir}/ here; run from the repository root, or pass --bundles DIR or --db URL")
+    files = bundle_files([Path(bundle_dir)])
+    with tempfile.TemporaryDirectory(prefix="sparsebench-index-") as tmp:
+        index = Store(f"sqlite:///{Path(tmp) / 'index.db'}")
+        try:
+            import_bundles(index, files)
+            yield index, len(files)
+        finally:
+            index.engine.dispose()
+            index.write_engine.dispose()
 
 
 @click.group("site")
@@ -33,11 +60,8 @@ def build(bundle_dir, db, out, no_progress) -> None:
       sparsebench site build                          # the bundles under results/ -> site-build/
       sparsebench site build --db sqlite:///results/sparsebench.db --out mine
     """
-    import tempfile
     from pathlib import Path
 
-    from sparsebench.bundles import bundle_files, import_bundles
-    from sparsebench.errors import SparsebenchError
     from sparsebench.site.build import build_site
     from sparsebench.store import Store
 
@@ -45,15 +69,48 @@ def build(bundle_dir, db, out, no_progress) -> None:
         report = build_site(Store(db, create=False), Path(out), progress=not no_progress)
         source = db
     else:
-        if not Path(bundle_dir).is_dir():
-            raise SparsebenchError(f"no bundle folder {bundle_dir}/ here; run from the repository root, or pass --bundles DIR or --db URL")
-        files = bundle_files([Path(bundle_dir)])
-        with tempfile.TemporaryDirectory(prefix="sparsebench-index-") as tmp:
-            index = Store(f"sqlite:///{Path(tmp) / 'index.db'}")
-            imported = import_bundles(index, files)
+        with bundle_index(bundle_dir) as (index, files):
             report = build_site(index, Path(out), progress=not no_progress)
-            index.engine.dispose()
-            index.write_engine.dispose()
-        source = f"{imported.files} bundle(s) under {bundle_dir}/"
+        source = f"{files} bundle(s) under {bundle_dir}/"
     click.echo(f"built {len(report.pages)} pages from {report.runs} runs and {report.timings} timings ({source}) into "
                f"{report.out}/ (open {report.out / 'index.html'})")
+
+
+@command.command("readme")
+@click.option("--bundles", "bundle_dir", default="results", show_default=True, type=click.Path(file_okay=False),
+              help="Folder of the published result bundles.")
+@click.option("--readme", default="README.md", show_default=True, type=click.Path(dir_okay=False),
+              help="The README whose leaderboard block (between the sparsebench:leaderboard markers) is rewritten.")
+@click.option("--top", default=8, show_default=True, type=click.IntRange(min=1), help="Rows per leaderboard.")
+@click.option("--check", is_flag=True, help="Change nothing; exit 1 naming the stale files if the README block or its plots are out of date.")
+def readme(bundle_dir, readme, top, check) -> None:
+    """Regenerate the README's leaderboard block from the published bundles.
+
+    For each LLM leaderboard (suite version x causal-LM model): the top rows by mean zero-shot
+    accuracy with their 95% intervals and best measured speedup, and the central plot (mean
+    zero-shot accuracy vs measured decode and prefill speedup) as SVG files under
+    docs/leaderboard/. Run it from the repository root after publishing runs; CI runs --check.
+
+    \b
+    Examples:
+      sparsebench site readme            # rewrite README.md's block and docs/leaderboard/*.svg
+      sparsebench site readme --check    # exit 1 if they are stale
+    """
+    from pathlib import Path
+
+    from sparsebench.site import readme as block_of
+    from sparsebench.site.build import environment
+    from sparsebench.site.tables import Frames
+
+    root, name = Path(readme).resolve().parent, Path(readme).name
+    with bundle_index(bundle_dir) as (index, _):
+        block = block_of.readme_block(Frames(index.runs(), index.metrics(), index.timings()), environment(), top=top)
+    stale = block_of.stale_files(root, name, block)
+    if check:
+        if stale:
+            click.echo(f"stale: {', '.join(stale)}; run `sparsebench site readme` and commit the result", err=True)
+            raise click.exceptions.Exit(1)
+        click.echo(f"{name} and its {len(block.images)} plot(s) are up to date with {bundle_dir}/")
+        return
+    block_of.write(root, name, block)
+    click.echo(f"rewrote {len(stale)} file(s): {', '.join(stale) or 'none changed'}")
