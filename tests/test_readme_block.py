@@ -86,7 +86,7 @@ def test_the_central_plot_is_a_standalone_svg_with_its_own_style(tmp_path):
     store.write_run(synthetic_run("wanda", "llama", 0.5, task=ACC, more=(piqa,), kernels=(("csr", "ok", 1.4, None),)))
     block = readme.readme_block(_frames(store), environment())
     (path, svg), = block.images.items()
-    assert path.startswith(readme.IMAGE_DIR + "/") and path.endswith("-prefill.svg") and f"![" in block.markdown and path in block.markdown
+    assert path.startswith(readme.IMAGE_DIR + "/") and path.endswith("-prefill.svg") and "![" in block.markdown and path in block.markdown
     assert svg.lstrip().startswith("<svg") and "<style>" in svg and svg.count("<circle") >= 2
 
 
