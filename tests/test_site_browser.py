@@ -160,3 +160,43 @@ def test_an_interval_and_a_not_distinguishable_mark_read_off_a_leaderboard(brows
     assert not rows["magnitude"].find_elements("css selector", "td")[col].find_elements("css selector", "span.mark")
     ARTIFACTS.mkdir(exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "leaderboard-intervals.png"))
+
+
+# -- the published results ---------------------------------------------------------------------
+PUBLISHED = Path(__file__).resolve().parents[1] / "results"
+
+
+@pytest.fixture(scope="module")
+def published_site(tmp_path_factory):
+    """The site as `sparsebench site build` builds it on a fresh clone: from the bundles under results/."""
+    from sparsebench.bundles import bundle_files
+    from sparsebench.commands.site import bundle_index
+
+    if not PUBLISHED.is_dir() or not any(f.parent.name != "submissions" for f in bundle_files([PUBLISHED])):
+        pytest.skip("no published bundles under results/")
+    with bundle_index(str(PUBLISHED)) as (index, _):
+        runs, timings = index.runs(), index.timings()
+        report = build_site(index, tmp_path_factory.mktemp("published") / "site", progress=False)
+    return report, runs, timings
+
+
+def test_the_published_leaderboards_show_every_published_model_with_intervals(browser, published_site):
+    import re
+
+    report, runs, timings = published_site
+    from sparsebench.site.tables import slug
+
+    for (suite, version), g in runs.groupby(["suite", "suite_version"]):
+        page = f"leaderboards/{slug(f'{suite}-v{version}')}.html"
+        _open(browser, report, page)
+        body = browser.find_element("css selector", "#leaderboard").text
+        for model in set(g["model"]):
+            assert model in body, (page, model)
+        assert re.search(r"\d \[\d[\d.]*, \d[\d.]*\]", body), f"{page}: no value [interval] cell"
+        ARTIFACTS.mkdir(exist_ok=True)
+        browser.save_screenshot(str(ARTIFACTS / f"published-{slug(suite)}.png"))
+    timed = runs[runs["id"].isin(timings["run_id"].dropna())]
+    if not timed.empty:  # the central plot: quality against measured speedup
+        _open(browser, report, f"leaderboards/{slug(timed.iloc[0]['suite'] + '-v' + timed.iloc[0]['suite_version'])}.html")
+        titles = [e.get_attribute("aria-label") for e in browser.find_elements("css selector", "figure.plot svg")]
+        assert any("speedup" in (t or "") for t in titles), titles
