@@ -157,3 +157,39 @@ def test_benchmark_options_exist():
 def test_command_parser_sees_options_across_continuations():
     script = 'for m in a b; do\n  sparsebench run --suite paper \\\n    --bogus "x" && echo ok\ndone\nsparsebench list methods | grep -q x'
     assert list(_commands(script)) == [("run", ["--suite", "--bogus"]), ("list", [])]
+
+
+SUBMISSIONS = ROOT / ".github" / "workflows" / "submissions.yml"
+
+
+@pytest.mark.slow
+def test_the_submission_flow_runs_locally_on_the_published_results(tmp_path):
+    """A contributor's path on the real published data: export one run, then the workflow's own
+    validate / import / build steps (their `run` scripts, as written) in a copy of results/."""
+    import os
+    import shutil
+    import subprocess
+
+    from sparsebench.bundles import bundle_files
+    from sparsebench.publish import load_published
+
+    published = ROOT / "results" / "runs"
+    if not published.is_dir() or not bundle_files([published]):
+        pytest.skip("no published bundles under results/runs")
+    work = tmp_path / "checkout"
+    shutil.copytree(ROOT / "results", work / "results", ignore=shutil.ignore_patterns("*.db", "*.db-*"))
+    from sparsebench.store import Store
+
+    mine = Store(f"sqlite:///{tmp_path / 'mine.db'}")
+    load_published(mine, work / "results" / "runs")
+    method = mine.runs()["method"].iloc[0]
+    env = {**os.environ, "RUNNER_TEMP": str(tmp_path), "SPARSEBENCH_DB": f"sqlite:///{tmp_path / 'leaderboard.db'}"}
+    subprocess.run(["sparsebench", "export", "--db", f"sqlite:///{tmp_path / 'mine.db'}", "-m", method,
+                    "-o", str(work / "results" / "submissions" / "contribution.json")], check=True, env=env, cwd=work)
+    steps = {s.get("name"): s["run"] for _, s in _steps(_load(SUBMISSIONS)) if "run" in s}
+    for name in ("Validate bundles (dry run, nothing stored)", "Import bundles (one transaction)", "Build the site"):
+        done = subprocess.run(["bash", "-e", "-c", steps[name]], env=env, cwd=work, capture_output=True, text=True)
+        assert done.returncode == 0, f"{name}: {done.stderr[-2000:]}"
+    index = Store(env["SPARSEBENCH_DB"], create=False)
+    assert len(index.runs()) == len(mine.runs())  # the contribution duplicates published runs: skipped by spec hash
+    assert (work / "public" / "index.html").is_file() and method in (work / "public" / "index.html").read_text()
