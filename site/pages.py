@@ -13,7 +13,7 @@ from .plots import Plot, Point, scatter
 from .significance import ALPHA, delta_vs_dense
 from .tables import (
     BASELINES, Cell, Column, Frames, Provenance, Row, Table, fmt, interval_title, metric_label, missing_baselines, provenance,
-    pruned_model_rows, run_table, slug, sort_key,
+    leaderboard_path, pruned_model_rows, run_table, slug, sort_key, task_subsets,
 )
 
 LEADERBOARD_CAPTION = (f"Each value: the metric [its 95% bootstrap interval over the task's items]; runs that differ only in seed "
@@ -120,13 +120,14 @@ def leaderboards(frames: Frames) -> Iterator[Page]:
 
     if frames.runs.empty:
         return
-    for (suite, version), runs in frames.runs.groupby(["suite", "suite_version"], sort=True):
+    boards = frames.runs.assign(subset=task_subsets(frames.runs))
+    for (suite, version, subset), runs in boards.groupby(["suite", "suite_version", "subset"], sort=True):
         entry = _registered(suites, suite)
-        path = f"leaderboards/{slug(f'{suite}-v{version}')}.html"
         table = dataclasses.replace(run_table(frames, runs, "leaderboard", "../", placeholders=missing_baselines(runs, suite, version),
                                               marks=True), caption=LEADERBOARD_CAPTION)
-        yield Page(path, "leaderboard.html", dict(
-            title=f"{suite} v{version} leaderboard", suite=suite, version=version,
+        only = f" (only {subset.replace('+', ', ')}: runs with --task)" if subset else ""
+        yield Page(leaderboard_path(suite, version, subset), "leaderboard.html", dict(
+            title=f"{suite} v{version} leaderboard{only}", suite=suite, version=version, subset=subset,
             description=entry.description if entry and entry.version == version else "",
             calibration=str(entry.calibration) if entry and entry.version == version else "",
             registered_version=entry.version if entry else "not registered here",
@@ -263,13 +264,13 @@ def _metrics_table(frames: Frames, run_id: int) -> Table:
 
 
 def run_pages(frames: Frames) -> Iterator[Page]:
-    for r in frames.runs.itertuples():
+    for r, subset in zip(frames.runs.itertuples(), task_subsets(frames.runs) if not frames.runs.empty else []):
         metrics = _metrics_table(frames, int(r.id))
         t = frames.run_timings(int(r.id))
         yield Page(f"runs/{int(r.id)}.html", "run.html", dict(
             title=f"run {int(r.id)}: {r.method} on {r.model}", run=r, prov=provenance(r, "../", int(r.id) in frames.stale), metrics=metrics,
             timings=_timing_table(t, "timings", "../") if not t.empty else None,
-            leaderboard=f"../leaderboards/{slug(f'{r.suite}-v{r.suite_version}')}.html",
+            leaderboard=f"../{leaderboard_path(r.suite, r.suite_version, subset)}",
             method_href=f"../methods/{slug(r.method)}.html", model_href=f"../models/{slug(r.model)}.html",
             params=json.dumps(r.method_params, indent=2, sort_keys=True), spec=json.dumps(r.spec, indent=2, sort_keys=True),
             provenance_json=json.dumps(r.provenance, indent=2, sort_keys=True, default=str),
@@ -280,7 +281,8 @@ def index_page(frames: Frames, boards: list[Page], methods: list[Page], models: 
     def count(col: str, value: Any) -> int:
         return int((frames.runs[col] == value).sum()) if not frames.runs.empty else 0
 
-    board_rows = tuple(Row((Cell(p.context["suite"], p.context["suite"], p.path), Cell(p.context["version"]),
+    board_rows = tuple(Row((Cell(p.context["suite"], p.context["suite"], p.path,
+                                 f"only {p.context['subset'].replace('+', ', ')}" if p.context["subset"] else ""), Cell(p.context["version"]),
                             Cell(str(p.context["n_runs"]), sort_key(p.context["n_runs"])), Cell(p.context["description"])))
                        for p in boards)
     method_rows = tuple(Row((Cell(p.context["name"], p.context["name"], p.path, "baseline" if p.context["baseline"] else ""),

@@ -95,3 +95,13 @@ def test_the_committed_readme_is_up_to_date_with_the_published_results():
     if not (REPO / "results").is_dir() or shutil.which("git") is None:
         pytest.skip("not a checkout")
     assert _cli("--bundles", str(REPO / "results"), "--readme", str(REPO / "README.md"), "--check") == 0
+
+
+def test_a_board_without_accuracies_is_ordered_by_its_first_metric(tmp_path):
+    store = Store(f"sqlite:///{tmp_path / 'r.db'}")
+    for i, ppl in enumerate((40.0, 20.0, 30.0)):
+        store.write_run(synthetic_run("magnitude", "llama", ppl, sparsity=round(0.3 + 0.1 * i, 2)))
+    text = readme.readme_block(_frames(store), environment()).markdown
+    assert "rows by lambada-ppl v1 · perplexity ↓" in text and "mean acc" not in text
+    rows = [line for line in text.splitlines() if line.startswith("| magnitude")]
+    assert [r.split(" | ")[2] for r in rows] == ["0.4", "0.5", "0.3"]  # perplexity 20, 30, 40

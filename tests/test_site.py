@@ -299,7 +299,21 @@ def test_runs_that_differ_only_in_seed_share_a_leaderboard_row(store, tmp_path):
         store.write_run(synthetic_run("wanda", "tiny-a", 0, seed=seed, task=("toy-acc", "1", "accuracy", True),
                                       items=ItemScores.of(range(50), rng.random(50) < 0.6)))
     site = build_site(store, tmp_path / "site", progress=False)
-    html = _read(site, "leaderboards/unit-v1.html")
+    html = _read(site, "leaderboards/unit-v1-toy-acc.html")  # not the unit suite's own tasks: a board of its own
     assert html.count("<details><summary>details</summary>") == 1
     est = estimate(store.metrics())
     assert est.seeds == 3 and est.text() in html and "0,1,2" in html and "±" in est.text()
+
+
+def test_runs_of_a_task_subset_get_their_own_leaderboard_beside_the_suites(store, tmp_path):
+    from sparsebench.suites import suites
+    from sparsebench.testing import synthetic_run
+
+    unit = suites.get("unit")
+    store.write_run(synthetic_run("magnitude", "tiny-a", 30.0, task=("lambada-ppl", "1", "perplexity", False)))
+    store.write_run(synthetic_run("wanda", "tiny-a", 0.7, task=("piqa", "1", "acc", True)))
+    assert list(unit.tasks) != ["piqa"]
+    site = build_site(store, tmp_path / "site", progress=False)
+    own, subset = _read(site, "leaderboards/unit-v1.html"), _read(site, "leaderboards/unit-v1-piqa.html")
+    assert ">wanda<" not in own and ">wanda<" in subset and "only piqa" in subset
+    assert "only piqa" in _read(site, "index.html")
