@@ -131,12 +131,17 @@ def bootstrap_interval(items: ItemScores, resamples: int = RESAMPLES, seed: int 
     return seed_summary([items], resamples, seed, level).interval
 
 
+def seed_sd(values: Sequence[float]) -> float:
+    """The sample standard deviation over seeds; exactly 0 when every seed gave the same value
+    (the rounding of a mean of equal floats would otherwise show as 7e-17)."""
+    v = np.asarray(values, dtype=float)
+    return float(v.std(ddof=1)) if len(v) > 1 and v.max() != v.min() else 0.0
+
+
 def seed_summary(runs: Sequence[ItemScores], resamples: int = RESAMPLES, seed: int = SEED, level: float = LEVEL) -> SeedSummary:
     """Mean, sd and number of seeds of runs that differ only in seed, with the crossed seed × item interval."""
     (stats,), (mean,) = _resampled([runs], resamples, seed)
-    values = np.array([r.value() for r in runs])
-    sd = float(values.std(ddof=1)) if len(runs) > 1 else 0.0
-    return SeedSummary(mean, sd, len(runs), _percentiles(stats, level, resamples, seed))
+    return SeedSummary(mean, seed_sd([r.value() for r in runs]), len(runs), _percentiles(stats, level, resamples, seed))
 
 
 def mcnemar_exact(a: ItemScores, b: ItemScores) -> float:

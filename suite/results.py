@@ -67,7 +67,7 @@ class Estimate:
 
 def estimate(rows: pd.DataFrame) -> Estimate:
     """The :class:`Estimate` of one metric's rows (``Store.metrics()`` rows, one per run of a seed group)."""
-    from .confidence import seed_summary
+    from .confidence import seed_sd, seed_summary
     from .items import ItemScores
 
     if len(rows) == 1:
@@ -77,7 +77,7 @@ def estimate(rows: pd.DataFrame) -> Estimate:
     if "items" in rows and rows["items"].notna().all():
         s = seed_summary([ItemScores.from_payload(p) for p in rows["items"]])
         return Estimate(s.mean, s.interval.low, s.interval.high, s.sd, s.seeds)
-    return Estimate(float(values.mean()), None, None, float(values.std(ddof=1)), len(rows))
+    return Estimate(float(values.mean()), None, None, seed_sd(values), len(rows))
 
 
 def _num(v: Any) -> float | None:

@@ -119,3 +119,11 @@ def test_metric_record_carries_the_interval_of_its_items():
     cols = rec.columns()
     assert (cols["ci_low"], cols["ci_high"], cols["ci_resamples"], cols["ci_seed"]) == (rec.interval.low, rec.interval.high, 1000, 0)
     assert MetricRecord.from_columns(cols) == rec
+
+
+def test_seeds_that_agree_have_an_sd_of_exactly_zero():
+    from sparsebench.confidence import seed_sd, seed_summary
+
+    same = ItemScores.of(range(50), [float(i % 3 == 0) for i in range(50)])  # mean 0.34: 3 x 0.34 rounds away from 0
+    assert seed_summary([same, same, same]).sd == 0.0 and seed_sd([0.38, 0.38, 0.38]) == 0.0
+    assert seed_sd([0.3, 0.4]) == pytest.approx(0.0707107, abs=1e-6)
