@@ -32,7 +32,7 @@ class Page:
         return "../" * self.path.count("/")
 
 
-def _registered(registry: Any, name: str) -> Any | None:
+def registered(registry: Any, name: str) -> Any | None:
     try:
         return registry.get(name) if name in registry else None
     except Exception:  # a name from another installation (e.g. an imported bundle's plugin method)
@@ -122,7 +122,7 @@ def leaderboards(frames: Frames) -> Iterator[Page]:
         return
     boards = frames.runs.assign(subset=task_subsets(frames.runs))
     for (suite, version, subset), runs in boards.groupby(["suite", "suite_version", "subset"], sort=True):
-        entry = _registered(suites, suite)
+        entry = registered(suites, suite)
         table = dataclasses.replace(run_table(frames, runs, "leaderboard", "../", placeholders=missing_baselines(runs, suite, version),
                                               marks=True), caption=LEADERBOARD_CAPTION)
         only = f" (only {subset.replace('+', ', ')}: runs with --task)" if subset else ""
@@ -139,7 +139,7 @@ def leaderboards(frames: Frames) -> Iterator[Page]:
 def _method_info(name: str) -> dict[str, Any]:
     from sparsebench.pruning import methods
 
-    cls = _registered(methods, name)
+    cls = registered(methods, name)
     if cls is None:
         return dict(registered=False, summary="", paper="", paper_href="", taxonomy=(), params=())
     m = cls.meta
@@ -175,7 +175,7 @@ def model_pages(frames: Frames) -> Iterator[Page]:
     if frames.runs.empty:
         return
     for name, runs in frames.runs.groupby("model", sort=True):
-        entry = _registered(models, name)
+        entry = registered(models, name)
         info = dict(kind=entry.kind, family=entry.family, params=entry.params, description=entry.description,
                     sources=" → ".join(s.describe() for s in entry.asset.sources)) if entry else None
         plots = [p for (suite, version), g in runs.groupby(["suite", "suite_version"], sort=True)
