@@ -29,6 +29,8 @@ def test_regular_install_imports(tmp_path):
     assert top - {"bin"} == {"sparsebench"}, top
     shipped = {p.name for p in (target / "sparsebench" / "builtin_suites").glob("*.toml")}  # package data: the suite files
     assert {p.name for p in (ROOT / "suite" / "builtin_suites").glob("*.toml")} == shipped and "wikitext2-ref.toml" in shipped
+    templates = {p.name for p in (target / "sparsebench" / "site" / "templates").iterdir()}  # the site's and the README plot's
+    assert {p.name for p in (ROOT / "site" / "templates").iterdir()} == templates and "plot.svg" in templates
     env = dict(os.environ, PYTHONPATH=str(target))
     out = subprocess.run([sys.executable, "-c", CHECK], cwd=tmp_path, env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip().startswith(str(target))
