@@ -19,6 +19,7 @@ class Frames:
     values: pd.DataFrame = field(init=False)  # run id × (task, version, metric) → value
     stale: set[int] = field(init=False)  # runs whose method source has changed since they ran
     groups: pd.Series = field(init=False)  # run id → the key it shares with the runs that differ from it only in seed
+    subsets: pd.Series = field(init=False)  # per run (aligned with ``runs``): "" or its --task list (see task_subsets)
 
     def __post_init__(self) -> None:
         from sparsebench.comparison import seed_groups
@@ -27,6 +28,7 @@ class Frames:
         self.runs = self.runs[self.runs["status"] == "completed"].copy() if not self.runs.empty else self.runs
         self.stale = stale_runs(self.runs) if not self.runs.empty else set()
         self.groups = pd.Series(seed_groups(self.runs).values, index=self.runs["id"].values) if not self.runs.empty else pd.Series(dtype=str)
+        self.subsets = task_subsets(self.runs) if not self.runs.empty else pd.Series(dtype=str)
         m = self.metrics
         self._rows: dict[tuple[int, MetricKey], Any] = {}
         self._items: dict[tuple[int, MetricKey], Any] = {}
@@ -83,3 +85,17 @@ class Frames:
     def run_timings(self, run_id: int) -> pd.DataFrame:
         t = self.timings
         return t[t["run_id"] == run_id] if not t.empty else t
+
+
+def task_subsets(runs: pd.DataFrame) -> pd.Series:
+    """Per run: "" when it evaluated its suite's own task list (or the suite is not registered
+    here), else its task list (``--task``): such runs get a leaderboard of their own beside the suite's."""
+    from sparsebench.suites import suites
+
+    def subset(r: Any) -> str:
+        names = list((r.tasks or {}).get("names", [])) if isinstance(r.tasks, dict) else []
+        entry = suites.get(r.suite) if r.suite in suites else None
+        own = entry is not None and entry.version == r.suite_version and names and names != list(entry.tasks)
+        return "+".join(names) if own else ""
+
+    return pd.Series([subset(r) for r in runs.itertuples()], index=runs.index, dtype=str)

@@ -13,7 +13,7 @@ from .plots import Plot, Point, scatter
 from .significance import ALPHA, delta_vs_dense
 from .tables import (
     BASELINES, Cell, Column, Frames, Provenance, Row, Table, fmt, interval_title, metric_label, missing_baselines, provenance,
-    leaderboard_path, pruned_model_rows, run_table, slug, sort_key, task_subsets,
+    leaderboard_path, pruned_model_rows, run_table, slug, sort_key,
 )
 
 LEADERBOARD_CAPTION = (f"Each value: the metric [its 95% bootstrap interval over the task's items]; runs that differ only in seed "
@@ -120,7 +120,7 @@ def leaderboards(frames: Frames) -> Iterator[Page]:
 
     if frames.runs.empty:
         return
-    boards = frames.runs.assign(subset=task_subsets(frames.runs))
+    boards = frames.runs.assign(subset=frames.subsets)
     for (suite, version, subset), runs in boards.groupby(["suite", "suite_version", "subset"], sort=True):
         entry = registered(suites, suite)
         table = dataclasses.replace(run_table(frames, runs, "leaderboard", "../", placeholders=missing_baselines(runs, suite, version),
@@ -264,7 +264,7 @@ def _metrics_table(frames: Frames, run_id: int) -> Table:
 
 
 def run_pages(frames: Frames) -> Iterator[Page]:
-    for r, subset in zip(frames.runs.itertuples(), task_subsets(frames.runs) if not frames.runs.empty else []):
+    for r, subset in zip(frames.runs.itertuples(), frames.subsets):
         metrics = _metrics_table(frames, int(r.id))
         t = frames.run_timings(int(r.id))
         yield Page(f"runs/{int(r.id)}.html", "run.html", dict(

@@ -153,20 +153,6 @@ def interval_title(est: Any, n: Any) -> str:
 ROW_ORDER = ["model", "pattern", "sparsity", "method", "id"]
 
 
-def task_subsets(runs: pd.DataFrame) -> pd.Series:
-    """Per run: "" when it evaluated its suite's own task list (or the suite is not registered
-    here), else its task list (``--task``): such runs get a leaderboard of their own beside the suite's."""
-    from sparsebench.suites import suites
-
-    def subset(r: Any) -> str:
-        names = list((r.tasks or {}).get("names", [])) if isinstance(r.tasks, dict) else []
-        entry = suites.get(r.suite) if r.suite in suites else None
-        own = entry is not None and entry.version == r.suite_version and names and names != list(entry.tasks)
-        return "+".join(names) if own else ""
-
-    return pd.Series([subset(r) for r in runs.itertuples()], index=runs.index, dtype=str)
-
-
 def leaderboard_path(suite: str, version: str, subset: str = "") -> str:
     """The page of a suite version's leaderboard (of one of its task subsets)."""
     return f"leaderboards/{slug(f'{suite}-v{version}' + (f'-{subset}' if subset else ''))}.html"

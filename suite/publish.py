@@ -46,15 +46,17 @@ def publish_run(store: Store, run_id: int, directory: Path) -> Path:
     return path
 
 
+def _published_files(directory: Path) -> list[Path]:
+    directory = Path(directory)
+    return bundle_files([directory]) if directory.is_dir() else []
+
+
 def load_published(store: Store, directory: Path) -> ImportReport | None:
     """Import the bundles already published under ``directory`` (None when there are none)."""
-    directory = Path(directory)
-    files = bundle_files([directory]) if directory.is_dir() else []
+    files = _published_files(directory)
     return import_bundles(store, files) if files else None
 
 
 def published_hashes(directory: Path) -> set[str]:
     """Spec hashes of the runs published under ``directory`` (each bundle validated; no database)."""
-    directory = Path(directory)
-    files = bundle_files([directory]) if directory.is_dir() else []
-    return {r.spec_hash for checked in read_bundles(files) for r in checked.runs}
+    return {r.spec_hash for checked in read_bundles(_published_files(directory)) for r in checked.runs}
