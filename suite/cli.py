@@ -84,7 +84,7 @@ def _split_csv(values: Sequence[str]) -> tuple[str, ...]:
 @click.option("--latency", is_flag=True, help="Also store measured prefill (128 tokens) and decode (tokens/s) speed of the "
               "pruned model against the dense model in this process: the smaller dense model for depth/heads/channels, "
               "the kernels of --kernels (default: auto, the fastest per layer shape) otherwise. Cost: cold-cache timings "
-              "of at least 3 calls and 1 s per model and phase, plus (auto) a per-shape kernel choice: about a minute for "
+              "in 4 interleaved rounds of at least 2 calls and 0.5 s per model and phase, plus (auto) a per-shape kernel choice: about a minute for "
               "SmolLM2-135M on 2 CPU cores; the unpruned model stays in memory meanwhile (2x the weights).")
 @click.option("--cache", type=click.Choice(["cold", "hot"]), default="cold", show_default=True,
               help="Cache regime of the kernel timings: cold evicts the last-level cache before every call.")

@@ -4,9 +4,17 @@ For each kernel, every prunable linear (found by the adapter) is replaced by a
 :class:`~sparsebench.kernel.SparseLinear` holding the packed masked weight; the logits on
 a fixed prompt are checked against the masked-dense model; then prefill latency and decode
 latency per token are measured with :func:`sparsebench.timing.measure`, and the original
-modules are put back. ``dense`` is always measured first, in the same process, and every
-speedup is relative to it (its rows are returned even when not requested: they are the
-baseline). Two rows per kernel are returned (``scope`` ``prefill`` and ``decode``).
+modules are put back. ``dense`` is always measured, in the same process, and every speedup is
+relative to it (its rows are returned even when not requested: they are the baseline). Two
+rows per kernel are returned (``scope`` ``prefill`` and ``decode``).
+
+Measurements are interleaved: ``E2EConfig.rounds`` rounds each time every kernel once, in
+alternating order (dense, a, b; then b, a, dense; ...), and each row pools its rounds'
+samples. A drift of the machine's speed during the measurement (another process, the clock,
+the hypervisor) then lands on every kernel alike instead of on whichever was measured during
+it, and the pooled p10/p90 show the drift that remains. Measured back to back in one block
+each, a SmolLM2 run's decode "speedup" of the same 11.8%-smaller model read 1.31x in one run
+and 1.04x for a 17.8%-smaller one in the next.
 
 The cache regime is the timing's (cold by default: the cache is evicted before every
 prefill and before every decoded token). ``auto`` is not one kernel: per distinct layer
@@ -33,13 +41,14 @@ from tqdm import tqdm
 from . import provenance
 from .adapters import LanguageModelAdapter, PrunableLayer
 from .cache import Evictor
+from .errors import InvalidSpecError
 from .kernel import Kernel, KernelUnsupported, SparseLinear, ideal_speedup, make_kernel, nbytes
 from .kernel import kernels as kernel_registry
 from .kernel_choice import AUTO, SHRUNK, UNPRUNED, Choice, choose_kernels, shape_label
 from .microbench import timing_row
 from .models import LoadedModel
 from .patterns import Pattern
-from .timing import Timing, TimingConfig, measure
+from .timing import Timing, TimingConfig, measure, pooled
 
 # Rounding differences add up over depth: the logits check allows this multiple of the
 # kernel's per-layer tolerance.
@@ -52,9 +61,14 @@ class E2EConfig:
     decode_context: int = 16
     decode_tokens: int = 16  # tokens decoded from one context before it is rebuilt; each token is one timed call
     seed: int = 0
-    timing: TimingConfig = field(default_factory=lambda: TimingConfig(warmup=1, min_iters=3, min_time_s=1.0))
+    rounds: int = 4  # interleaved rounds; ``timing`` is one round's measurement of one kernel and scope
+    timing: TimingConfig = field(default_factory=lambda: TimingConfig(warmup=1, min_iters=2, min_time_s=0.5))
     # per-layer timings that choose the kernels of ``auto`` (the cache regime is ``timing``'s)
     choice_timing: TimingConfig = field(default_factory=lambda: TimingConfig(warmup=1, min_iters=5, min_time_s=0.2))
+
+    def __post_init__(self) -> None:
+        if self.rounds < 1:
+            raise InvalidSpecError(f"latency rounds must be >= 1, got {self.rounds}")
 
 
 @dataclass
@@ -138,6 +152,15 @@ class _Decoder:
         self.state, self.done = (cache, logits[:, -1:].argmax(-1)), self.done + 1
 
 
+def _interleaved(n: int, rounds: int, desc: str, progress: bool) -> Iterator[int]:
+    """Indices ``0..n-1`` once per round, every other round in reverse order, with one progress bar."""
+    with tqdm(total=n * rounds, desc=desc, unit="measurement", disable=not progress) as bar:
+        for r in range(rounds):
+            for i in (reversed(range(n)) if r % 2 else range(n)):
+                yield i
+                bar.update()
+
+
 def end_to_end_timings(
     loaded: LoadedModel,
     masks: Mapping[str, torch.Tensor],
@@ -201,21 +224,28 @@ def end_to_end_timings(
     evictor = Evictor(device, timing.evict_bytes) if timing.cache == "cold" else None
     with torch.inference_mode():
         reference = prefill().float()
-    base: dict[str, Timing] = {}
     rows: list[dict[str, Any]] = []
-    for kname in tqdm(["dense", *[n for n in requested if n != "dense"]], desc="end-to-end latency", unit="kernel", disable=not progress):
+    todo: list[tuple[str, _Plan]] = []
+    for kname in ["dense", *[n for n in requested if n != "dense"]]:
         if kname == AUTO:
-            plans = _auto_plans(layers, masks, pattern, sparsity, {"prefill": prompt.shape[1], "decode": 1}, config)
+            todo.extend((kname, plan) for plan in _auto_plans(layers, masks, pattern, sparsity, {"prefill": prompt.shape[1], "decode": 1}, config))
+            continue
+        k = make_kernel(kname)
+        ok, why = k.supports(pattern, dtype, device)
+        if ok:
+            todo.append((kname, _Plan(tuple(shapes), lambda layer, k=k: k, k.tolerance(dtype), {"params": k.params})))
         else:
-            k = make_kernel(kname)
-            ok, why = k.supports(pattern, dtype, device)
-            if not ok:
-                rows.extend(unsupported(kname, why))
-                continue
-            plans = [_Plan(tuple(shapes), lambda layer, k=k: k, k.tolerance(dtype), {"params": k.params})]
-        for plan in plans:
-            try:
-                with swapped(model, layers, plan.kernel_for, masks) as swap:
+            rows.extend(unsupported(kname, why))
+    checked: dict[int, tuple[dict[str, Any], float]] = {}  # plan index -> (details, logits error), once it agrees
+    dropped: set[int] = set()
+    samples: dict[int, dict[str, list[Timing]]] = {}
+    for i in _interleaved(len(todo), config.rounds, "end-to-end latency", progress):
+        if i in dropped:
+            continue
+        kname, plan = todo[i]
+        try:
+            with swapped(model, layers, plan.kernel_for, masks) as swap:
+                if i not in checked:
                     with torch.inference_mode():
                         logits = prefill().float()
                     err = float((logits - reference).abs().max())
@@ -225,17 +255,23 @@ def end_to_end_timings(
                         why = f"logits differ from the masked-dense model: max abs error {err:.3g} (rtol={rtol:g}, atol={atol:g})"
                         rows.extend(timing_row(kname, "failed", scope=s, shape=shapes[s], reason=why, max_abs_error=err, details=info, **common)
                                     for s in plan.scopes)
+                        dropped.add(i)
                         continue
-                    timings = {scope: measure_scope(scope) for scope in plan.scopes}
-            except KernelUnsupported as exc:
-                rows.extend(unsupported(kname, str(exc), plan.scopes))
-                continue
-            if kname == "dense":
-                base = timings
-            for scope, t in timings.items():
-                d = {**info, "tokens_per_s": 1.0 / t.median} if scope == "decode" else info
-                rows.append(timing_row(kname, "ok", scope=scope, shape=shapes[scope], timing=t, dense=base.get(scope),
-                                       max_abs_error=err, details=d, **common))
+                    checked[i] = (info, err)
+                for scope in plan.scopes:
+                    samples.setdefault(i, {}).setdefault(scope, []).append(measure_scope(scope))
+        except KernelUnsupported as exc:
+            rows.extend(unsupported(kname, str(exc), plan.scopes))
+            dropped.add(i)
+    timed = {i: {scope: pooled(ts) for scope, ts in by.items()} for i, by in samples.items() if i not in dropped}
+    base = timed.get(0, {})  # dense is todo[0]
+    for i, by_scope in sorted(timed.items()):
+        kname, _ = todo[i]
+        info, err = checked[i]
+        for scope, t in by_scope.items():
+            d = {**info, "tokens_per_s": 1.0 / t.median} if scope == "decode" else info
+            rows.append(timing_row(kname, "ok", scope=scope, shape=shapes[scope], timing=t, dense=base.get(scope),
+                                   max_abs_error=err, details=d, **common))
     return rows
 
 
@@ -283,24 +319,27 @@ def shrunk_timings(dense: LoadedModel, shrunk: LoadedModel, pattern: Pattern, sp
     g = torch.Generator().manual_seed(config.seed)
     prompt = torch.randint(0, adapter.vocab_size(shrunk.model), (1, prefill_tokens), generator=g).to(device)
     evictor = Evictor(device, timing.evict_bytes) if timing.cache == "cold" else None
-    rows: list[dict[str, Any]] = []
-    base: dict[str, Timing] = {}
-    for name in tqdm(models, desc="end-to-end latency", unit="model", disable=not progress):
+    names = list(models)
+    params = {name: sum(p.numel() for p in {id(p): p for p in m.parameters()}.values()) for name, m in models.items()}
+    samples: dict[str, dict[str, list[Timing]]] = {name: {"prefill": [], "decode": []} for name in names}
+    for i in _interleaved(len(names), config.rounds, "end-to-end latency", progress):
+        name = names[i]
         model = models[name]
-        params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
-        shapes = {"prefill": {"model": shrunk.entry.name, "prefill_tokens": prefill_tokens, "parameters": params},
-                  "decode": {"model": shrunk.entry.name, "context": context_tokens, "new_tokens": config.decode_tokens, "parameters": params}}
         decoder = _Decoder(adapter, model, prompt[:, :context_tokens], config.decode_tokens)
         with torch.inference_mode():
-            timings = {"prefill": measure(lambda: adapter.logits(model, prompt), timing, device, evictor=evictor),
-                       "decode": measure(decoder.step, timing, device, setup=decoder.setup, evictor=evictor)}
-        if name == "dense":
-            base = timings
-        for scope, t in timings.items():
-            details = {"model_state": UNPRUNED if name == "dense" else "structurally pruned", "parameters": params}
+            samples[name]["prefill"].append(measure(lambda: adapter.logits(model, prompt), timing, device, evictor=evictor))
+            samples[name]["decode"].append(measure(decoder.step, timing, device, setup=decoder.setup, evictor=evictor))
+    timed = {name: {scope: pooled(ts) for scope, ts in by.items()} for name, by in samples.items()}
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        shapes = {"prefill": {"model": shrunk.entry.name, "prefill_tokens": prefill_tokens, "parameters": params[name]},
+                  "decode": {"model": shrunk.entry.name, "context": context_tokens, "new_tokens": config.decode_tokens,
+                             "parameters": params[name]}}
+        for scope, t in timed[name].items():
+            details = {"model_state": UNPRUNED if name == "dense" else "structurally pruned", "parameters": params[name]}
             if scope == "decode":
                 details["tokens_per_s"] = 1.0 / t.median
-            rows.append(timing_row(name, "ok", scope=scope, shape=shapes[scope], timing=t, dense=base[scope], pattern=str(pattern),
-                                   sparsity=sparsity, dtype=next(model.parameters()).dtype, device=str(device),
+            rows.append(timing_row(name, "ok", scope=scope, shape=shapes[scope], timing=t, dense=timed["dense"][scope], pattern=str(pattern),
+                                   sparsity=sparsity, dtype=next(models[name].parameters()).dtype, device=str(device),
                                    hardware=provenance.hardware_label(device), cache=timing.cache, details=details))
     return rows

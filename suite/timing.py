@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,6 +87,18 @@ class Timing:
     @property
     def total(self) -> float:
         return sum(self.samples)
+
+
+def pooled(timings: Sequence[Timing]) -> Timing:
+    """One timing of the samples of several measurements of the same call (interleaved rounds).
+
+    Its percentiles then include the drift between rounds, not only the spread within one.
+    """
+    if not timings:
+        raise ValueError("pooled() needs at least one timing")
+    first = timings[0]
+    return Timing(tuple(s for t in timings for s in t.samples), first.threads, first.device, first.clock, first.cache,
+                  {**first.extra, "rounds": len(timings)})
 
 
 class _threads:

@@ -112,7 +112,7 @@ def test_every_kernel_times_the_pruned_gemma3(tiny_model_dirs):
     loaded = load_model(resolve_model(str(tiny_model_dirs["gemma3"])))
     masks = prune(methods.get("magnitude")(), PruneContext(loaded, Unstructured(), 0.5, 0, None, progress=False))
     fast = TimingConfig(warmup=0, min_iters=2, min_time_s=0.0, threads=1, cache="hot", evict_bytes=2**20)
-    config = E2EConfig(prefill_tokens=16, decode_context=4, decode_tokens=3, timing=fast, choice_timing=fast)
+    config = E2EConfig(prefill_tokens=16, decode_context=4, decode_tokens=3, rounds=1, timing=fast, choice_timing=fast)
     rows = end_to_end_timings(loaded, masks, kernels.list(), Unstructured(), 0.5, progress=False, config=config)
     by = {(r["kernel"], r["scope"]): r for r in rows}
     assert {k for k, _ in by} == {"dense", *kernels.list()}

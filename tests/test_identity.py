@@ -97,7 +97,7 @@ def test_the_run_stores_what_the_sweep_predicts_and_threads_go_to_provenance(tin
     from sparsebench.sweep import expand
     from sparsebench.timing import TimingConfig
 
-    quick = latency.E2EConfig(prefill_tokens=16, decode_context=4, decode_tokens=3, timing=TimingConfig(warmup=0, min_iters=2, min_time_s=0.0))
+    quick = latency.E2EConfig(prefill_tokens=16, decode_context=4, decode_tokens=3, rounds=1, timing=TimingConfig(warmup=0, min_iters=2, min_time_s=0.0))
     monkeypatch.setattr(latency, "E2EConfig", lambda: quick)  # what the runner gets by default
     model = str(tiny_model_dirs["llama"])
     grid = parse_grid({"models": [model], "methods": ["magnitude"], "suites": ["unit"], "kernels": ["dense"], "resources": {"cpus": 1}})
@@ -141,7 +141,7 @@ def test_a_cuda_kernel_timing_run_stores_the_hash_the_sweep_predicts(tiny_model_
     from sparsebench.sweep import expand
     from sparsebench.timing import TimingConfig
 
-    quick = latency.E2EConfig(prefill_tokens=16, decode_context=4, decode_tokens=3, timing=TimingConfig(warmup=0, min_iters=2, min_time_s=0.0))
+    quick = latency.E2EConfig(prefill_tokens=16, decode_context=4, decode_tokens=3, rounds=1, timing=TimingConfig(warmup=0, min_iters=2, min_time_s=0.0))
     monkeypatch.setattr(latency, "E2EConfig", lambda: quick)
     grid = parse_grid({"models": [str(tiny_model_dirs["llama"])], "methods": ["magnitude"], "suites": ["unit"], "kernels": ["dense"],
                        "device": "cuda"})

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 
 from sparsebench.drivers import prune
-from sparsebench.kernel import kernels
+from sparsebench.kernel import SparseLinear, kernels
 from sparsebench.latency import E2EConfig, end_to_end_timings, swapped
 from sparsebench.models import load_model, resolve_model
 from sparsebench.patterns import Unstructured
@@ -18,7 +20,7 @@ from sparsebench.timing import TimingConfig
 from .test_kernels import _Wrong
 
 FAST = TimingConfig(warmup=0, min_iters=2, min_time_s=0.0, threads=1, cache="hot", evict_bytes=2**20)
-QUICK = E2EConfig(prefill_tokens=16, decode_context=4, decode_tokens=3, timing=FAST, choice_timing=FAST)
+QUICK = E2EConfig(prefill_tokens=16, decode_context=4, decode_tokens=3, rounds=2, timing=FAST, choice_timing=FAST)
 
 
 @pytest.fixture
@@ -46,7 +48,62 @@ def test_rows_per_kernel_and_modules_restored(pruned):
     assert by["semi_structured", "prefill"]["status"] == "unsupported" and "CUDA" in by["semi_structured", "prefill"]["reason"]
     assert all(r["details"]["cache"] == "hot" for r in rows)
     assert by["dense", "decode"]["details"]["bytes_bound"] == 1.0
-    assert by["dense", "decode"]["iterations"] >= 2  # one timed call per decoded token
+    assert by["dense", "decode"]["iterations"] >= 2 * QUICK.rounds  # one timed call per decoded token, in every round
+    assert all(r["details"]["rounds"] == QUICK.rounds for r in rows if r["status"] == "ok")
+
+
+def _recording_measure(monkeypatch, module, seen):
+    """Patch ``module.measure`` to note what each decode measurement ran: the decoder's model and the kernel swapped in."""
+    real = module.measure
+
+    def measure(fn, config, device, setup=None, evictor=None):
+        if setup is not None:
+            model = setup.__self__.model
+            seen.append((id(model), next((m.kernel.name for m in model.modules() if isinstance(m, SparseLinear)), None)))
+        return real(fn, config, device, setup=setup, evictor=evictor)
+
+    monkeypatch.setattr(module, "measure", measure)
+
+
+def test_kernels_are_measured_in_interleaved_rounds_and_pooled(pruned, monkeypatch):
+    import sparsebench.latency as latency
+
+    loaded, masks = pruned
+    seen: list = []
+    _recording_measure(monkeypatch, latency, seen)
+    config = E2EConfig(prefill_tokens=16, decode_context=4, decode_tokens=3, rounds=3, timing=FAST, choice_timing=FAST)
+    rows = end_to_end_timings(loaded, masks, ["csr"], Unstructured(), 0.5, progress=False, config=config)
+    assert [k for _, k in seen] == ["dense", "csr", "csr", "dense", "dense", "csr"]  # alternating order
+    by = {(r["kernel"], r["scope"]): r for r in rows}
+    assert by["csr", "prefill"]["iterations"] == 3 * FAST.min_iters  # every round's samples pooled
+    assert by["csr", "prefill"]["dense_median_s"] == by["dense", "prefill"]["median_s"]
+
+
+def test_the_shrunk_model_and_its_baseline_are_measured_in_interleaved_rounds(pruned, monkeypatch):
+    import dataclasses
+
+    import sparsebench.latency as latency
+    from sparsebench.patterns import Depth
+
+    loaded, _ = pruned
+    smaller = dataclasses.replace(loaded, model=copy.deepcopy(loaded.model))
+    seen: list = []
+    _recording_measure(monkeypatch, latency, seen)
+    config = E2EConfig(prefill_tokens=16, decode_context=4, decode_tokens=3, rounds=3, timing=FAST, choice_timing=FAST)
+    rows = latency.shrunk_timings(loaded, smaller, Depth(), 0.25, progress=False, config=config)
+    order = [model_id for model_id, _ in seen]
+    assert order == [id(loaded.model), id(smaller.model), id(smaller.model), id(loaded.model), id(loaded.model), id(smaller.model)]
+    by = {(r["kernel"], r["scope"]): r for r in rows}
+    assert set(by) == {(k, s) for k in ("dense", "shrunk") for s in ("prefill", "decode")}
+    assert by["shrunk", "decode"]["dense_median_s"] == by["dense", "decode"]["median_s"]
+    assert all(r["iterations"] >= 3 * FAST.min_iters and r["details"]["rounds"] == 3 for r in rows)
+
+
+def test_latency_rounds_must_be_positive():
+    from sparsebench.errors import InvalidSpecError
+
+    with pytest.raises(InvalidSpecError, match="rounds"):
+        E2EConfig(rounds=0)
 
 
 def test_cold_regime_is_recorded(pruned):
