@@ -5,12 +5,16 @@ clone resumes where the published data stops: those specs count as stored), then
 each run it stores as ``DIR/<model>/<spec hash[:16]>.json`` the moment it is stored. One
 file per run keeps each commit small, makes a half-finished sweep's work safe to commit,
 and never rewrites a published file (the spec hash names it; a re-run of the same spec is
-skipped). The database stays an index rebuilt from these files (``sparsebench import``).
+skipped). A run the database holds but the folder does not (the sweep was stopped between
+storing and publishing it, or its file was deleted while the database kept it) is published
+when the next sweep of its grid starts: to measure a spec again, delete its file *and* rebuild
+the index. The database stays an index rebuilt from these files (``sparsebench import``).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 from .bundles import BundleError, ImportReport, bundle_files, dumps, export_bundle, import_bundles, read_bundles
@@ -60,3 +64,10 @@ def load_published(store: Store, directory: Path) -> ImportReport | None:
 def published_hashes(directory: Path) -> set[str]:
     """Spec hashes of the runs published under ``directory`` (each bundle validated; no database)."""
     return {r.spec_hash for checked in read_bundles(_published_files(directory)) for r in checked.runs}
+
+
+def publish_missing(store: Store, spec_hashes: Iterable[str], directory: Path) -> list[Path]:
+    """Publish each completed run among ``spec_hashes`` that has no bundle under ``directory`` yet."""
+    published = published_hashes(directory)
+    runs = [store.has_run(h) for h in dict.fromkeys(spec_hashes) if h not in published]
+    return [publish_run(store, run.id, directory) for run in runs if run is not None]

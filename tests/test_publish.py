@@ -73,6 +73,22 @@ def test_sweep_publish_writes_one_bundle_per_run_and_a_fresh_index_resumes_from_
     assert sorted(fresh.runs()["spec_hash"]) == sorted(runs["spec_hash"])
 
 
+def test_a_stored_run_without_its_bundle_is_published_by_the_next_sweep_without_running_again(tiny_model_dirs, tmp_path, capsys):
+    grid = tmp_path / "grid.toml"
+    grid.write_text(f'models = ["{tiny_model_dirs["llama"]}"]\nmethods = ["dense", "magnitude"]\nsuites = ["unit"]\n')
+    published = tmp_path / "runs"
+    assert _sweep(grid, tmp_path / "a.db", published) == 0
+    lost = sorted(published.rglob("*.json"))[0]
+    before = lost.read_text()
+    lost.unlink()  # e.g. the sweep was stopped between storing the run and writing its file
+    capsys.readouterr()
+    assert _sweep(grid, tmp_path / "a.db", published) == 0
+    err = capsys.readouterr().err
+    assert "published 1 stored runs of the grid that had no bundle" in err and "2 already stored, 0 to run" in err
+    again = json.loads(lost.read_text())
+    assert again["runs"] == json.loads(before)["runs"]  # the same run, not a new measurement
+
+
 def test_a_malformed_published_bundle_stops_the_sweep_before_anything_runs(tiny_model_dirs, tmp_path, capsys):
     grid = tmp_path / "grid.toml"
     grid.write_text(f'models = ["{tiny_model_dirs["llama"]}"]\nmethods = ["dense"]\nsuites = ["unit"]\n')

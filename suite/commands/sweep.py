@@ -82,11 +82,13 @@ def command(grid_file, executor, workers, devices, address, db, max_attempts, re
     store = Store(db)
     on_stored = None
     if publish_dir is not None:
-        from ..publish import load_published, publish_run
+        from ..publish import load_published, publish_missing, publish_run
 
         report = load_published(store, publish_dir)
         if report is not None:
             click.echo(f"published bundles in {publish_dir}: {report.runs_imported} runs imported, {report.runs_skipped} already stored", err=True)
+        if late := publish_missing(store, (pj.job.key for pj in expand(grid)), publish_dir):
+            click.echo(f"published {len(late)} stored runs of the grid that had no bundle in {publish_dir}", err=True)
 
         def on_stored(run_id: int) -> str:
             return f"published {publish_run(store, run_id, publish_dir)}"
