@@ -12,9 +12,7 @@ Measurements are interleaved: ``E2EConfig.rounds`` rounds each time every kernel
 alternating order (dense, a, b; then b, a, dense; ...), and each row pools its rounds'
 samples. A drift of the machine's speed during the measurement (another process, the clock,
 the hypervisor) then lands on every kernel alike instead of on whichever was measured during
-it, and the pooled p10/p90 show the drift that remains. Measured back to back in one block
-each, a SmolLM2 run's decode "speedup" of the same 11.8%-smaller model read 1.31x in one run
-and 1.04x for a 17.8%-smaller one in the next.
+it, and the pooled p10/p90 show the drift that remains.
 
 The cache regime is the timing's (cold by default: the cache is evicted before every
 prefill and before every decoded token). ``auto`` is not one kernel: per distinct layer
