@@ -17,7 +17,7 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from .bundles import BundleError, ImportReport, bundle_files, dumps, export_bundle, import_bundles, read_bundles
+from .bundles import BundleError, ImportReport, bundle_files, dumps, export_bundle, read_bundles, store_bundles
 from .store import Store
 
 SAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -55,19 +55,19 @@ def _published_files(directory: Path) -> list[Path]:
     return bundle_files([directory]) if directory.is_dir() else []
 
 
-def load_published(store: Store, directory: Path) -> ImportReport | None:
-    """Import the bundles already published under ``directory`` (None when there are none)."""
-    files = _published_files(directory)
-    return import_bundles(store, files) if files else None
+def load_published(store: Store, directory: Path, specs: Iterable[str] = ()) -> tuple[ImportReport | None, list[Path]]:
+    """Import the bundles already published under ``directory`` (report None when there are none),
+    then publish each completed run among ``specs`` that has no bundle there yet; return both.
+
+    Each bundle is read and validated once.
+    """
+    checked = read_bundles(_published_files(directory))
+    report = store_bundles(store, checked) if checked else None
+    published = {r.spec_hash for c in checked for r in c.runs}
+    runs = [store.has_run(h) for h in dict.fromkeys(specs) if h not in published]
+    return report, [publish_run(store, run.id, directory) for run in runs if run is not None]
 
 
 def published_hashes(directory: Path) -> set[str]:
     """Spec hashes of the runs published under ``directory`` (each bundle validated; no database)."""
     return {r.spec_hash for checked in read_bundles(_published_files(directory)) for r in checked.runs}
-
-
-def publish_missing(store: Store, spec_hashes: Iterable[str], directory: Path) -> list[Path]:
-    """Publish each completed run among ``spec_hashes`` that has no bundle under ``directory`` yet."""
-    published = published_hashes(directory)
-    runs = [store.has_run(h) for h in dict.fromkeys(spec_hashes) if h not in published]
-    return [publish_run(store, run.id, directory) for run in runs if run is not None]

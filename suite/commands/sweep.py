@@ -82,12 +82,12 @@ def command(grid_file, executor, workers, devices, address, db, max_attempts, re
     store = Store(db)
     on_stored = None
     if publish_dir is not None:
-        from ..publish import load_published, publish_missing, publish_run
+        from ..publish import load_published, publish_run
 
-        report = load_published(store, publish_dir)
+        report, late = load_published(store, publish_dir, (pj.job.key for pj in expand(grid)))
         if report is not None:
             click.echo(f"published bundles in {publish_dir}: {report.runs_imported} runs imported, {report.runs_skipped} already stored", err=True)
-        if late := publish_missing(store, (pj.job.key for pj in expand(grid)), publish_dir):
+        if late:
             click.echo(f"published {len(late)} stored runs of the grid that had no bundle in {publish_dir}", err=True)
 
         def on_stored(run_id: int) -> str:
