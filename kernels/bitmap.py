@@ -1,11 +1,12 @@
-"""``bitmap``: nonzero values plus a 1-bit-per-column occupancy map, expanded 16 columns at a time.
+"""``bitmap``: nonzero values plus a 1-bit-per-column occupancy map, expanded 8 or 16 columns at a time.
 
 A compressed-index format for the 50-70% unstructured sparsity pruned LLMs actually have,
 where CSR's 4-byte column index per value makes it read more bytes than dense. Per weight
 it reads the kept values (4 bytes, or 2 in bfloat16) plus 1/8 byte for every column, kept
 or not, plus one 8-byte row start per row: at 50% and float32 that is 34 MiB for a
 4096x4096 layer against 64 MiB dense, a bytes bound of 1.88x (1.78x in bfloat16). Written
-with numba (see ``kernels/_bitmap_simd.py``); rows run in parallel on
+with numba (see ``kernels/_bitmap_simd.py``: an AVX-512 expand-load, an AVX2 permute by a
+lane table, or scalar code on other CPUs; ``details()`` names the path); rows run in parallel on
 ``torch.get_num_threads()`` threads. Many tokens are computed 8 or 16 at a time per pass
 over a row, so the work is that of dense: the format pays off at one token and small batches.
 """
@@ -44,7 +45,7 @@ def _numba() -> tuple[Any, str]:
 
 @kernels.register("bitmap")
 class Bitmap(Kernel):
-    description = "values + 16-column occupancy bitmap, AVX-512 expand-load (numba); float32 and bfloat16; any mask"
+    description = "values + 16-column occupancy bitmap, AVX-512 expand-load or AVX2 permute (numba); float32 and bfloat16; any mask"
     support = Support(dtypes=(torch.float32, torch.bfloat16), devices=("cpu",), limits="a CPU kernel")
 
     def available(self, device: torch.device) -> tuple[bool, str]:
@@ -52,11 +53,11 @@ class Bitmap(Kernel):
         return numba is not None, why
 
     def pack(self, weight: torch.Tensor, mask: torch.Tensor) -> BitmapWeight:
-        from ._bitmap_simd import occupancy_words
+        from ._bitmap_simd import PAD, occupancy_words
 
         w = weight.detach().cpu()
         m = mask.detach().cpu().to(torch.bool)
-        kept = w[m]  # row-major order
+        kept = torch.cat([w[m], w.new_zeros(PAD)])  # row-major order, then the zeros the expand may read past the end
         values = kept.view(torch.int16).numpy().view(np.uint16) if w.dtype == torch.bfloat16 else kept.float().numpy()
         counts = m.sum(dim=1, dtype=torch.int64).numpy()
         row_start = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
@@ -65,14 +66,14 @@ class Bitmap(Kernel):
     def apply(self, packed: BitmapWeight, x: torch.Tensor) -> torch.Tensor:
         import numba
 
-        from ._bitmap_simd import matmat8, matmat16, matvec
+        from ._bitmap_simd import MAX_TOKEN_BLOCK, matmat8, matmat16, matvec
 
         threads = torch.get_num_threads()
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
         out, inp = packed.shape
         x2 = x.detach().reshape(-1, inp)
         tokens = x2.shape[0]
-        block = 1 if tokens == 1 else 8 if tokens <= 8 else 16
+        block = 1 if tokens == 1 else 8 if tokens <= 8 else MAX_TOKEN_BLOCK
         rows = -(-tokens // block) * block
         if rows == tokens and packed.padded_in == inp and x2.dtype == torch.float32 and x2.is_contiguous():
             xp = x2
@@ -95,7 +96,6 @@ class Bitmap(Kernel):
         return nbytes(packed.values, packed.row_start, packed.words)
 
     def details(self, packed: BitmapWeight) -> dict[str, Any]:
-        from llvmlite import binding
+        from ._bitmap_simd import EXPAND, PAD
 
-        avx512 = "+avx512f" in binding.get_host_cpu_features().flatten()
-        return {"nnz": int(packed.values.size), "expand_load": "avx512" if avx512 else "scalar (no AVX-512)"}
+        return {"nnz": int(packed.values.size) - PAD, "expand": EXPAND}
