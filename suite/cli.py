@@ -271,7 +271,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except click.Abort:
-        click.echo("interrupted: nothing was stored", err=True)
+        click.echo("interrupted: nothing half-done was stored (finished runs and cases are kept)", err=True)
         sys.exit(130)
     except click.ClickException as exc:
         click.echo(f"error: {exc.format_message()}", err=True)

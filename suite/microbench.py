@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -216,6 +216,19 @@ def bench_case(case: Case, kernel_list: Sequence[Kernel], config: TimingConfig, 
     if dense_cache is not None:
         dense_cache[key] = dense
     return rows
+
+
+def case_id(case: Case, cache: str, hardware: str, threads: int) -> tuple:
+    """What a measured case is: shape, tokens, pattern, sparsity, dtype, cache regime, machine, threads."""
+    return (case.out, case.inp, case.tokens, str(case.pattern), float(case.sparsity), str(case.dtype).removeprefix("torch."), cache,
+            hardware, threads)
+
+
+def row_case_id(row: Mapping[str, Any]) -> tuple:
+    """:func:`case_id` of the case a timing row was measured on."""
+    shape = row["shape"]
+    return (shape["out"], shape["in"], shape["tokens"], row["pattern"], float(row["sparsity"]), row["dtype"], row["details"]["cache"],
+            row["hardware"], row["threads"])
 
 
 def rows_from_json(path: str | Path) -> list[dict[str, Any]]:

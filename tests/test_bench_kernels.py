@@ -123,3 +123,48 @@ def test_kernels_page_shows_the_cache_regime_and_the_bytes_bound(tmp_path):
     csr = next(r for r in rows if r["kernel"] == "csr")
     assert "bytes bound" in html and ">cold<" in html
     assert f"{csr['details']['bytes_bound']:.2f}×" in html
+
+
+def test_an_interrupted_grid_keeps_its_finished_cases_and_resumes_from_its_json(tmp_path, monkeypatch):
+    import sparsebench.microbench as microbench
+
+    js, db = tmp_path / "grid.json", f"sqlite:///{tmp_path / 'k.db'}"
+    args = [*ARGS, "--kernel", "dense,csr", "--pattern", "unstructured", "--json", str(js), "--db", db]
+    real, calls = microbench.bench_case, []
+
+    def dies_on_the_second_case(*a, **kw):
+        calls.append(a[0])
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*a, **kw)
+
+    monkeypatch.setattr(microbench, "bench_case", dies_on_the_second_case)
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code != 0
+    first = rows_from_json(js)
+    assert {(r["kernel"], r["shape"]["tokens"]) for r in first} == {("dense", 1), ("csr", 1)}
+    assert len(Store(db).timings()) == 2  # stored as it finished
+
+    monkeypatch.setattr(microbench, "bench_case", real)
+    res = CliRunner().invoke(cli, args)
+    assert res.exit_code == 0, res.output
+    assert "resuming" in res.output and "1 of 2 cases already measured" in res.output
+    rows = rows_from_json(js)
+    assert {(r["kernel"], r["shape"]["tokens"]) for r in rows} == {(k, t) for k in ("dense", "csr") for t in (1, 4)}
+    assert [r for r in rows if r["shape"]["tokens"] == 1] == first  # not measured again
+    assert len(Store(db).timings()) == 4
+
+    res = CliRunner().invoke(cli, [*args[:-2], "--kernel", "dense,csr,bitmap"])  # a kernel the file lacks: measured again
+    assert res.exit_code == 0, res.output
+    assert {r["kernel"] for r in rows_from_json(js)} == {"dense", "csr", "bitmap"} and len(rows_from_json(js)) == 6
+
+
+def test_resuming_a_json_from_another_machine_or_thread_count_is_a_one_line_error(tmp_path, capsys):
+    js = tmp_path / "grid.json"
+    args = [*ARGS, "--kernel", "dense", "--pattern", "unstructured", "--tokens", "1", "--json", str(js)]
+    assert CliRunner().invoke(cli, args).exit_code == 0
+    with pytest.raises(SystemExit) as exit_:
+        main([*args[:-2 - 8], "--threads", "2", "--kernel", "dense", "--pattern", "unstructured", "--tokens", "1", "--json", str(js)])
+    assert exit_.value.code != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "threads=1; this run is" in err[0] and "threads=2: give another --json file" in err[0]

@@ -66,7 +66,7 @@ def test_killed_run_leaves_the_database_valid(tmp_path):
         rest = proc.stderr.read()
         assert proc.wait(timeout=60) == code, rest
         if sig == signal.SIGINT:
-            assert "interrupted: nothing was stored" in rest
+            assert "interrupted: nothing half-done was stored" in rest
         assert _rows(db) == 1
     done = subprocess.run([*cmd, "--method", "magnitude"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

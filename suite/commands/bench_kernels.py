@@ -54,7 +54,9 @@ def available_cores() -> int:
 @click.option("--min-iters", type=int, default=None, help="Timed calls per measurement, at least [default: 10; quick: 3].")
 @click.option("--min-time", type=float, default=None, help="Timed seconds per measurement, at least [default: 0.2; quick: 0.05].")
 @click.option("--db", default=None, help="Store the rows in this database (SQLAlchemy URL) as standalone timings.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None, help="Also write the rows to this JSON file (--ingest reads it).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None,
+              help="Also write the rows to this JSON file (--ingest reads it), after every case; run again with the same FILE "
+                   "to resume: the cases it holds for this machine and thread count are not measured again.")
 @click.option("--markdown", "markdown_path", type=click.Path(dir_okay=False), default=None,
               help="Also write the limits table (speedup, share of the bytes bound) as markdown.")
 @click.option("--ingest", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -75,7 +77,8 @@ def command(grid_name, kernel_names, shape_names, tokens, sparsities, pattern_na
     from sparsebench.errors import InvalidSpecError
     from sparsebench.kernel import kernels, make_kernel
     from sparsebench.kernel_report import console_table, markdown
-    from sparsebench.microbench import GRIDS, QUICK_TOKENS, bench_case, grid, grid_patterns, rows_from_json
+    from sparsebench.microbench import GRIDS, QUICK_TOKENS, bench_case, case_id, grid, grid_patterns, row_case_id, rows_from_json
+    from sparsebench.publish import write_text_atomic
     from sparsebench.store import Store
     from sparsebench.timing import QUICK, TimingConfig
 
@@ -125,9 +128,22 @@ def command(grid_name, kernel_names, shape_names, tokens, sparsities, pattern_na
         raise InvalidSpecError("no benchmark case matches these filters (2:4 exists only at sparsity 0.5)")
     hardware = provenance.hardware_label(device)
     cold, cold_source = cold_bytes(device, evict_bytes)
-    rows = []
-    for case, cache in tqdm(cases, desc="bench-kernels", unit="case", disable=no_progress):
-        rows.extend(bench_case(case, kernel_list, replace(config, cache=cache), hardware))
+    rows = _resumed(json_path, hardware, threads)
+    measured = {(row_case_id(r), r["kernel"]) for r in rows}
+    todo = [(c, cache) for c, cache in cases if any((case_id(c, cache, hardware, threads), n) not in measured for n in names)]
+    redo = {case_id(c, cache, hardware, threads) for c, cache in todo}  # a case measured without some kernel is measured again
+    rows = [r for r in rows if row_case_id(r) not in redo]
+    if len(todo) < len(cases):
+        click.echo(f"resuming {json_path}: {len(cases) - len(todo)} of {len(cases)} cases already measured", err=True)
+    store = Store(db) if db else None
+    stored = 0
+    for case, cache in tqdm(todo, desc="bench-kernels", unit="case", disable=no_progress):
+        new = bench_case(case, kernel_list, replace(config, cache=cache), hardware)
+        rows.extend(new)
+        if json_path:  # every finished case is kept: an interrupted grid resumes from the file
+            write_text_atomic(Path(json_path), json.dumps({"timing_rows": rows}, indent=1, default=str))
+        if store:
+            stored += store.write_timings(new)
     evicted = f"cold: each call reads a copy of the weight last read {cold / 2**20:.0f} MiB ago ({cold_source})" if "cold" in cache_list else ""
     click.echo(f"grid {grid_name}: {g.description}")
     click.echo(f"{hardware}; {threads} threads; cache {', '.join(cache_list)}{'; ' + evicted if evicted else ''}; "
@@ -137,10 +153,24 @@ def command(grid_name, kernel_names, shape_names, tokens, sparsities, pattern_na
             part = [r for r in rows if r["dtype"] == dtype and r["details"]["cache"] == cache]
             if part:
                 click.echo(f"\n{dtype}, {cache} cache\n{console_table(part)}")
-    if json_path:
-        Path(json_path).write_text(json.dumps({"timing_rows": rows}, indent=1, default=str))
     if markdown_path:
         Path(markdown_path).write_text(markdown(rows))
-    if db:
-        n = Store(db).write_timings(rows)
-        click.echo(f"stored {n} timing rows in {db}", err=True)
+    if store:
+        click.echo(f"stored {stored} timing rows in {db}", err=True)
+
+
+def _resumed(json_path: str | None, hardware: str, threads: int) -> list[dict]:
+    """The rows an earlier run left in ``--json FILE``, if it measured on this machine with these threads."""
+    from pathlib import Path
+
+    from sparsebench.errors import InvalidSpecError
+    from sparsebench.microbench import rows_from_json
+
+    if not json_path or not Path(json_path).exists():
+        return []
+    rows = rows_from_json(json_path)
+    if other := {(r["hardware"], r["threads"]) for r in rows} - {(hardware, threads)}:
+        found = "; ".join(f"{h!r}, threads={t}" for h, t in sorted(other, key=str))
+        raise InvalidSpecError(f"{json_path} holds rows measured on {found}; this run is {hardware!r}, threads={threads}: "
+                               "give another --json file to measure here")
+    return rows
