@@ -8,7 +8,9 @@ Non-uniform sparsity across blocks, for any score-based method (``base``, Wanda 
 2. ``D`` is min-max scaled to ``[0, 2λ]`` (``λ = lam``, default 0.08), centred on the
    target density: ``density_l = D̂_l − mean(D̂) + (1 − S)``, ``sparsity_l = 1 − density_l``,
    so blocks with more outliers are pruned less, every sparsity lies in ``[S−λ, S+λ]`` and
-   their mean is the target ``S``;
+   their mean is the target ``S``. The mean is weighted by each block's prunable weights:
+   the paper's decoder blocks are all the same size, where this is its plain mean; on a
+   model whose blocks differ (a CNN's stages) the plain mean would miss the overall target;
 3. ``base`` prunes with these per-layer sparsities (``PruneContext.layer_sparsity``).
 
 In the method protocol, steps 1–2 are OWL's ``prepare`` (a read-only calibration pass of
@@ -16,7 +18,7 @@ its own) and step 3 is the base method as OWL's ``pruner``: the runner drives th
 exactly as it would alone (block by block for Wanda, layer by layer for magnitude).
 
 Unstructured only: a hardware N:M pattern fixes every layer's sparsity, leaving nothing
-to redistribute. With equal-sized blocks (decoder layers) the overall sparsity is ``S``.
+to redistribute. The overall sparsity is ``S`` (up to clamping at 0 and 1).
 """
 
 from __future__ import annotations
@@ -49,12 +51,14 @@ def outlier_ratio(scores: list[torch.Tensor], m: float) -> float:
     return float((flat > m * flat.mean()).float().mean())
 
 
-def owl_sparsities(ratios: list[float], sparsity: float, lam: float) -> list[float]:
-    """Per-block sparsities from outlier ratios: mean ``sparsity``, within ``±lam``, fewer outliers → sparser."""
+def owl_sparsities(ratios: list[float], sparsity: float, lam: float, sizes: list[int] | None = None) -> list[float]:
+    """Per-block sparsities from outlier ratios: within ``±lam`` of each other, fewer outliers → sparser,
+    and a mean of ``sparsity`` weighted by the blocks' ``sizes`` (prunable weights; equal if omitted)."""
     d = torch.tensor(ratios, dtype=torch.float64)
+    w = torch.tensor(sizes if sizes is not None else [1] * len(ratios), dtype=torch.float64)
     spread = d.max() - d.min()
     scaled = (d - d.min()) / spread * (2 * lam) if spread > 0 else torch.zeros_like(d)
-    density = scaled - scaled.mean() + (1 - sparsity)
+    density = scaled - (scaled * w).sum() / w.sum() + (1 - sparsity)
     return [min(max(float(1 - x), 0.0), 1.0) for x in density]  # only bites when |sparsity ± lam| leaves [0, 1]
 
 
@@ -81,16 +85,18 @@ class OWL(Method):
         inputs = StatsByLayer()
         blocks: list[ModelBlock] = []
         ratios: list[float] = []
+        sizes: list[int] = []
 
         def step(block: ModelBlock) -> None:
             scores = [wanda_score(layer.weight.detach(), inputs[layer].norm) for layer in block.layers]
             ratios.append(outlier_ratio(scores, self.params.m))
+            sizes.append(sum(layer.weight.numel() for layer in block.layers))
             blocks.append(block)
             for layer in block.layers:
                 inputs.pop(layer)
 
         blockwise(ctx, inputs.add, step, desc="owl: outlier ratios", changes_weights=False)
-        sparsities = owl_sparsities(ratios, ctx.sparsity, self.params.lam)
+        sparsities = owl_sparsities(ratios, ctx.sparsity, self.params.lam, sizes)
         return {layer.name: s for block, s in zip(blocks, sparsities) for layer in block.layers}
 
     @property

@@ -29,6 +29,7 @@ from .errors import DataNotFoundError, SparsebenchError, UnknownNameError
 from .registry import Registry
 
 ModelKind = Literal["causal-lm", "masked-lm", "image-classification"]
+LANGUAGE_MODEL_KINDS = ("causal-lm", "masked-lm")  # the kinds with a language-modelling loss to take gradients of
 
 
 @dataclass(frozen=True)

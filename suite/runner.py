@@ -23,7 +23,7 @@ from .data import Resolved, resolve
 from .drivers import choose_driver
 from .errors import InvalidSpecError, VerificationError
 from .masks import MaskReport, fingerprint, own_zeros, require, verify
-from .models import ModelEntry, load_model, resolve_model, resolve_weights
+from .models import LANGUAGE_MODEL_KINDS, ModelEntry, load_model, resolve_model, resolve_weights
 from .patterns import Structured, Unstructured, resolve_sparsity
 from .pruning import Method, PruneContext, methods
 from .record import RunRecord, build_record, measurements
@@ -77,6 +77,8 @@ def plan(spec: RunSpec) -> Plan:
         choose_driver(method, spec.pattern)  # the pattern is one the method supports, and a driver runs it
         if isinstance(spec.pattern, Structured) and entry.kind != "causal-lm":
             raise InvalidSpecError(f"structured targets shrink causal language models; {spec.model!r} is a {entry.kind} model")
+        if method.meta.needs_gradients and entry.kind not in LANGUAGE_MODEL_KINDS:
+            raise InvalidSpecError(f"method {cls.name!r} takes gradients of a language-modelling loss; {spec.model!r} is a {entry.kind} model")
     if spec.kernels:
         from .cache import check_regime
         from .kernel import kernels

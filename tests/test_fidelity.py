@@ -92,6 +92,15 @@ def test_owl_sparsities_closed_form():
     assert outlier_ratio([torch.tensor([1.0, 1.0, 1.0, 13.0])], 3.0) == 0.25  # mean 4, one score above 12
 
 
+def test_owl_keeps_the_overall_target_when_blocks_differ_in_size():
+    # a CNN's blocks: the plain mean of (0.58, 0.42, 0.50) is 0.5, but weighted by 1:8:1 weights it would be 0.436
+    sizes = [100, 800, 100]
+    got = owl_sparsities([0.1, 0.3, 0.2], 0.5, 0.08, sizes)
+    assert sum(s * n for s, n in zip(got, sizes)) / sum(sizes) == pytest.approx(0.5)
+    assert got[0] - got[1] == pytest.approx(0.16) and got[0] - got[2] == pytest.approx(0.08)  # the spread is OWL's
+    assert owl_sparsities([0.1, 0.3, 0.2], 0.5, 0.08, [7, 7, 7]) == pytest.approx([0.58, 0.42, 0.50])
+
+
 # ----------------------------------------------------------------------------- reconstruction
 
 

@@ -187,3 +187,17 @@ def test_retrieval_inference_free_queries(data_dir, tiny_splade, tmp_path, store
     expected = [len(set(tok.tokenize(q)) & table) for q in ("do cats purr", "which animal barks")]
     assert min(expected) >= 1
     assert m["query_nnz"].value == pytest.approx(sum(expected) / 2)
+
+
+def test_a_gradient_method_on_an_image_model_is_refused_before_anything_loads(data_dir, tiny_convnext):
+    from sparsebench.errors import InvalidSpecError
+    from sparsebench.patterns import Unstructured
+    from sparsebench.pruning import methods
+    from sparsebench.runner import plan
+
+    # structured (heads/channels) gradient methods are refused for image models by their pattern already
+    names = [n for n in methods.list() if methods.get(n).meta.needs_gradients and Unstructured in methods.get(n).meta.patterns]
+    assert "gblm" in names
+    for name in names:
+        with pytest.raises(InvalidSpecError, match=f"method '{name}' takes gradients of a language-modelling loss; .* is a image-classification"):
+            plan(RunSpec(method=name, model=str(tiny_convnext), suite="vision-unit", sparsity=0.5))
