@@ -59,9 +59,12 @@ class Estimate:
     seeds: int = 1
 
     def text(self) -> str:
-        """``0.58 [0.48, 0.67]`` for one run, ``0.58 ±0.012 [0.47, 0.68]`` (± the sd over seeds) for several."""
+        """``0.58 [0.48, 0.67]`` for one run, ``0.58 ±0.012 [0.47, 0.68]`` (± the sd over seeds) for several.
+
+        The interval's ends have 3 significant digits: a bootstrap percentile such as 0.6502 says no more than 0.65.
+        """
         sd = f" ±{self.sd:.2g}" if self.sd is not None else ""
-        ci = f" [{self.low:.4g}, {self.high:.4g}]" if self.low is not None and self.high is not None else ""
+        ci = f" [{self.low:.3g}, {self.high:.3g}]" if self.low is not None and self.high is not None else ""
         return f"{self.value:.4g}{sd}{ci}"
 
 

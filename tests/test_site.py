@@ -265,7 +265,7 @@ def test_leaderboard_shows_intervals_and_marks_the_rows_not_distinguishable_from
     items = {m: it for m, _, it in toy_accuracy_items()}
     for method in ("sparsegpt", "wanda", "magnitude", "dense"):
         iv = bootstrap_interval(items[method])
-        assert f"{items[method].value():.4g} [{iv.low:.4g}, {iv.high:.4g}]" in _row(html, method)
+        assert f"{items[method].value():.4g} [{iv.low:.3g}, {iv.high:.3g}]" in _row(html, method)
     assert '<span class="mark best">best</span>' in _row(html, "sparsegpt")
     assert '<span class="mark">≈ best</span>' in _row(html, "wanda")  # McNemar p = 0.45 against sparsegpt
     assert "mark" not in _row(html, "magnitude")  # p < 1e-9
