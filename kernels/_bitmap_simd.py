@@ -35,11 +35,13 @@ PREFETCH_BYTES = 1024  # how far ahead of the value pointer to prefetch
 PREFETCH_WORDS = 64
 
 
-def _expand_path() -> str:
-    """The fastest expand the host runs, or the slower one SPARSEBENCH_BITMAP_EXPAND asks for."""
+ASKED = os.environ.get("SPARSEBENCH_BITMAP_EXPAND", "").strip()  # a slower path than the host's default, or ""
+
+
+def _expand_path(asked: str) -> str:
+    """The fastest expand the host runs, or the slower one ``asked`` for."""
     features = binding.get_host_cpu_features()
     runs = ["avx512"] * bool(features.get("avx512f")) + ["avx2"] * bool(features.get("avx2")) + ["generic"]
-    asked = os.environ.get("SPARSEBENCH_BITMAP_EXPAND", "").strip()
     if not asked:
         return runs[0]
     if asked not in runs:
@@ -47,7 +49,7 @@ def _expand_path() -> str:
     return asked
 
 
-EXPAND = _expand_path()
+EXPAND = _expand_path(ASKED)
 GROUP = 8 if EXPAND == "avx2" else 16  # lanes per expand (a ymm or a zmm register of float32)
 TOKEN_BLOCKS = (8, 16)  # tokens per pass over a row in the many-token loops
 MAX_TOKEN_BLOCK = 16 if GROUP == 16 else 8  # 16 ymm accumulators would spill on AVX2
@@ -176,7 +178,7 @@ def _row_dots(tokens: int):  # noqa: ANN202
 
 
 # numba's cache is keyed by CPU and source, not by the expand path: cache the host's default only
-_JIT = dict(parallel=True, fastmath=True, boundscheck=False, nogil=True, cache=not os.environ.get("SPARSEBENCH_BITMAP_EXPAND", "").strip())
+_JIT = dict(parallel=True, fastmath=True, boundscheck=False, nogil=True, cache=not ASKED)
 _row_dots8, _row_dots16 = (_row_dots(n) for n in TOKEN_BLOCKS)
 
 
