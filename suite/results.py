@@ -61,10 +61,15 @@ class Estimate:
     def text(self) -> str:
         """``0.58 [0.48, 0.67]`` for one run, ``0.58 ±0.012 [0.47, 0.68]`` (± the sd over seeds) for several.
 
-        The interval's ends have 3 significant digits: a bootstrap percentile such as 0.6502 says no more than 0.65.
+        The interval's ends have 3 significant digits (a bootstrap percentile such as 0.6502 says no more than
+        0.65), and ends of 100 or more are whole numbers, never exponents: ``2622 [2286, 3113]``.
         """
+
+        def end(x: float) -> str:
+            return f"{x:.0f}" if abs(x) >= 100 else f"{x:.3g}"
+
         sd = f" ±{self.sd:.2g}" if self.sd is not None else ""
-        ci = f" [{self.low:.3g}, {self.high:.3g}]" if self.low is not None and self.high is not None else ""
+        ci = f" [{end(self.low)}, {end(self.high)}]" if self.low is not None and self.high is not None else ""
         return f"{self.value:.4g}{sd}{ci}"
 
 

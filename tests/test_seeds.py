@@ -37,7 +37,7 @@ def test_run_seeds_stores_one_run_per_seed_and_results_aggregate_them(capsys, tm
     m = store.metrics()
     s = seed_summary([ItemScores.from_payload(p) for p in m["items"]])
     assert s.mean == pytest.approx(m["value"].mean()) and s.sd == pytest.approx(m["value"].std(ddof=1))
-    assert f"{s.mean:.4g} ±{s.sd:.2g} [{s.interval.low:.3g}, {s.interval.high:.3g}]" in lines[2]
+    assert Estimate(s.mean, s.interval.low, s.interval.high, s.sd, s.seeds).text() in lines[2]  # the seeds' mean, sd and interval
     code, out, err = _cli(capsys, *args, "--seeds", "1,0")  # both stored: skipped, and shown again
     assert code == 0 and "already stored as run 2" in err and "already stored as run 1" in err and "1,2" in out
 
@@ -68,4 +68,5 @@ def test_an_interval_is_printed_to_three_significant_digits_and_the_value_to_fou
     assert Estimate(0.56, 0.46, 0.6502).text() == "0.56 [0.46, 0.65]"
     assert Estimate(98.75, 92.83, 105.44).text() == "98.75 [92.8, 105]"
     assert Estimate(0.4533, 0.3567, 0.5434, sd=0.032, seeds=3).text() == "0.4533 ±0.032 [0.357, 0.543]"
+    assert Estimate(2622.0, 2286.3, 3113.0).text() == "2622 [2286, 3113]"
     assert Estimate(0.58).text() == "0.58"
