@@ -18,16 +18,17 @@ class Frames:
     timings: pd.DataFrame
     values: pd.DataFrame = field(init=False)  # run id × (task, version, metric) → value
     stale: set[int] = field(init=False)  # runs whose method source has changed since they ran
-    groups: pd.Series = field(init=False)  # run id → the key it shares with the runs that differ from it only in seed
+    groups: pd.Series = field(init=False)  # run id → the key of its leaderboard row (see sparsebench.comparison.quality_groups)
     subsets: pd.Series = field(init=False)  # per run (aligned with ``runs``): "" or its --task list (see task_subsets)
 
     def __post_init__(self) -> None:
-        from sparsebench.comparison import seed_groups
+        from sparsebench.comparison import quality_groups
         from sparsebench.results import stale_runs
 
         self.runs = self.runs[self.runs["status"] == "completed"].copy() if not self.runs.empty else self.runs
         self.stale = stale_runs(self.runs) if not self.runs.empty else set()
-        self.groups = pd.Series(seed_groups(self.runs).values, index=self.runs["id"].values) if not self.runs.empty else pd.Series(dtype=str)
+        self.groups = pd.Series(quality_groups(self.runs).values, index=self.runs["id"].values) if not self.runs.empty else pd.Series(dtype=str)
+        self._seeds = dict(zip(self.runs["id"].astype(int), self.runs["seed"].astype(int))) if not self.runs.empty else {}
         self.subsets = task_subsets(self.runs) if not self.runs.empty else pd.Series(dtype=str)
         m = self.metrics
         self._rows: dict[tuple[int, MetricKey], Any] = {}
@@ -40,12 +41,21 @@ class Frames:
             self.higher = {(r.task, r.task_version, r.metric): bool(r.higher_is_better) for r in m.itertuples()}
             self._rows = {(int(r.run_id), (r.task, r.task_version, r.metric)): r for r in m.itertuples()}
 
+    def per_seed(self, run_ids: Sequence[int]) -> list[int]:
+        """The runs a row's quality is measured on, in seed order (as ``sparsebench results``
+        resamples them): one per seed of ``run_ids`` (a row's runs), the first stored where a run
+        that times kernels and its untimed twin scored the same seed."""
+        first: dict[int, int] = {}
+        for run_id in sorted(run_ids):
+            first.setdefault(self._seeds.get(run_id, -1 - run_id), run_id)
+        return [first[seed] for seed in sorted(first)]
+
     def item_lists(self, run_ids: Sequence[int], key: MetricKey) -> list | None:
-        """The per-item scores of ``key`` of each run (None unless every run has them)."""
+        """The per-item scores of ``key`` of each seed's run (:meth:`per_seed`; None unless every one has them)."""
         from sparsebench.items import ItemScores
 
         out = []
-        for run_id in run_ids:
+        for run_id in self.per_seed(run_ids):
             if (run_id, key) not in self._items:
                 row = self._rows.get((run_id, key))
                 payload = getattr(row, "items", None) if row is not None else None
@@ -61,9 +71,11 @@ class Frames:
         return len(items[0].ids) if items else None
 
     def estimate(self, run_ids: Sequence[int], key: MetricKey) -> Any:  # sparsebench.results.Estimate | None
-        """The value (mean over seeds) with its interval and sd over seeds, as ``sparsebench results`` shows it."""
+        """The value (mean over seeds, one run each: :meth:`per_seed`) with its interval and sd over
+        seeds, as ``sparsebench results`` shows it."""
         from sparsebench.results import estimate
 
+        run_ids = self.per_seed(run_ids)
         rows = [self._rows[(i, key)] for i in run_ids if (i, key) in self._rows]
         if len(rows) != len(run_ids) or not rows:
             return None

@@ -1,11 +1,11 @@
 """What the site says about differences: the rows not distinguishable from the best, and Δ vs dense.
 
-Rows are groups of runs that differ only in seed (one run when there is one seed). Within a
-leaderboard, rows of the same model (and revision), pattern and sparsity compete: per metric,
-the best row (by its value, in the metric's direction) is marked ``best`` and every row whose
-paired comparison with it (:func:`sparsebench.confidence.compare`: McNemar's exact test for
-accuracies of single runs, the paired bootstrap otherwise) gives p >= ``ALPHA`` is marked as not
-distinguishable from it. Δ vs dense is the same comparison against the dense runs of the same
+Rows are groups of runs that differ only in seed or in what they time, scored on one run per
+seed (:meth:`Frames.per_seed`). Within a leaderboard, rows of the same model (and revision),
+pattern and sparsity compete: per metric, the best row (by its value, in the metric's
+direction) is marked ``best`` and every row whose paired comparison with it
+(:func:`sparsebench.confidence.compare`: McNemar's exact test for accuracies of single runs, the
+paired bootstrap otherwise) gives p >= ``ALPHA`` is marked as not distinguishable from it. Δ vs dense is the same comparison against the dense runs of the same
 model, revision and suite identity.
 """
 
@@ -87,7 +87,7 @@ def delta_text(c: Comparison | None) -> str:
 
 
 def run_rows(runs: pd.DataFrame, groups: pd.Series) -> list[list[int]]:
-    """Run-id lists of the seed groups of ``runs``, in the order of their first run."""
+    """Run-id lists of the groups of ``runs`` (``groups``: run id → group key), in the order of their first run."""
     order: dict[str, list[int]] = {}
     for run_id, group in zip(runs["id"], groups.reindex(runs["id"]).values):
         order.setdefault(group, []).append(int(run_id))

@@ -97,9 +97,9 @@ def pruned_model_rows(t: pd.DataFrame) -> pd.DataFrame:
     return t[~t["details"].map(lambda d: isinstance(d, dict) and d.get("model_state") == UNPRUNED)]
 
 
-def best_speedup(frames: Frames, run_id: int) -> tuple[float | None, str]:
-    """Best measured end-to-end speedup of a run and how to describe it ("unsupported" is said so)."""
-    t = pruned_model_rows(frames.run_timings(run_id))
+def best_speedup(frames: Frames, run_ids: Sequence[int]) -> tuple[float | None, str]:
+    """Best measured end-to-end speedup of a row's runs and how to describe it ("unsupported" is said so)."""
+    t = pruned_model_rows(pd.concat([frames.run_timings(i) for i in run_ids])) if run_ids else frames.timings.iloc[:0]
     if t.empty:
         return None, "not measured"
     ok = t[t["status"] == "ok"]
@@ -159,15 +159,16 @@ def leaderboard_path(suite: str, version: str, subset: str = "") -> str:
 
 
 def run_groups(frames: Frames, runs: pd.DataFrame) -> list[list[int]]:
-    """The run ids of each row of :func:`run_table` (runs that differ only in seed share one), in its order."""
+    """The run ids of each row of :func:`run_table` (runs that differ only in seed or in what they time share one), in its order."""
     return run_rows(runs.sort_values(ROW_ORDER), frames.groups)
 
 
 def run_table(frames: Frames, runs: pd.DataFrame, table_id: str, root: str, show_suite: bool = False,
               placeholders: Sequence[dict[str, Any]] = (), marks: bool = False, deltas: bool = False) -> Table:
-    """One row per run, or per group of runs that differ only in seed: method, model, pattern,
-    sparsity, every metric (value [95% interval], or mean ±sd over seeds [interval]), best
-    speedup, seeds, provenance (of the group's first run). ``marks``: mark the rows not
+    """One row per run, or per group of runs that differ only in seed or in what they time (a run
+    that times kernels shares the row of its untimed twin): method, model, pattern, sparsity,
+    every metric over one run per seed (value [95% interval], or mean ±sd over seeds
+    [interval]), the best speedup of any of the group's runs, seeds, provenance (of the group's first run). ``marks``: mark the rows not
     distinguishable from the best of their model, pattern and sparsity; ``deltas``: Δ vs dense."""
     keys = frames.metric_keys(runs["id"].tolist())
     cols = [Column("method"), Column("model")]
@@ -185,7 +186,7 @@ def run_table(frames: Frames, runs: pd.DataFrame, table_id: str, root: str, show
     for i, ids in enumerate(groups):
         r = next(by_id.loc[[ids[0]]].itertuples())
         baseline, stale = r.method in BASELINES, any(j in frames.stale for j in ids)
-        speed, speed_text = best_speedup(frames, int(r.id))
+        speed, speed_text = best_speedup(frames, ids)
         badge = " · ".join(b for b, on in (("baseline", baseline), ("stale", stale)) if on)
         cells = [Cell(r.method, r.method, f"{root}methods/{slug(r.method)}.html", badge, STALE if stale else ""),
                  Cell(r.model, r.model, f"{root}models/{slug(r.model)}.html")]
@@ -202,7 +203,7 @@ def run_table(frames: Frames, runs: pd.DataFrame, table_id: str, root: str, show
                 title += f". {BEST_TITLE if mark == BEST else TIE_TITLE}"
             note = delta_text(delta_vs_dense(frames, ids, k)) if deltas else ""
             cells.append(Cell(est.text() if est else "—", sort_key(est.value if est else None), title=title, mark=mark, note=note))
-        seeds = ",".join(str(s) for s in sorted(by_id.loc[ids, "seed"]))
+        seeds = ",".join(str(s) for s in sorted(by_id.loc[frames.per_seed(ids), "seed"]))
         cells += [Cell(speed_text, sort_key(speed)), Cell(seeds, sort_key(int(r.seed))), Cell("details")]
         rows.append(Row(tuple(cells), " ".join(c for c, on in (("baseline", baseline), ("stale", stale)) if on),
                         provenance(r, root, stale)))

@@ -8,7 +8,8 @@ row per shared metric: A, B, Δ = B − A, its paired-bootstrap interval and a p
 stored run that differs from it only in seed.
 
 :func:`compare_metrics` is the same on already loaded metric rows (the site uses it);
-:func:`seed_groups` groups runs that differ only in seed.
+:func:`seed_groups` groups runs that differ only in seed; :func:`quality_groups` also puts a
+run that times kernels with its untimed twin (the leaderboard's rows).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import pandas as pd
 
 from .confidence import LEVEL, RESAMPLES, SEED, ComparisonError, compare
 from .items import ItemScores
-from .spec import seed_group
+from .spec import quality_group, seed_group
 from .store import Store
 
 COLUMNS = ["task", "task_version", "metric", "higher_is_better", "a", "b", "delta", "ci_low", "ci_high", "level", "p_value", "test",
@@ -47,6 +48,11 @@ def seed_groups(runs: pd.DataFrame) -> pd.Series:
     """For each run (``runs`` as :meth:`Store.runs` gives them), the key it shares with the runs
     that differ from it only in seed."""
     return runs["spec"].map(lambda spec: seed_group(spec["identity"])) if not runs.empty else pd.Series(dtype=str)
+
+
+def quality_groups(runs: pd.DataFrame) -> pd.Series:
+    """For each run, the key it shares with the runs that differ from it only in seed or in what they time."""
+    return runs["spec"].map(lambda spec: quality_group(spec["identity"])) if not runs.empty else pd.Series(dtype=str)
 
 
 def items_by_metric(metrics: pd.DataFrame, run_ids: Iterable[int]) -> dict[tuple[str, str, str], list[ItemScores]]:

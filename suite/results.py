@@ -61,16 +61,18 @@ class Estimate:
     def text(self) -> str:
         """``0.58 [0.48, 0.67]`` for one run, ``0.58 ±0.012 [0.47, 0.68]`` (± the sd over seeds) for several.
 
-        The interval's ends have 3 significant digits (a bootstrap percentile such as 0.6502 says no more than
-        0.65), and ends of 100 or more are whole numbers, never exponents: ``2622 [2286, 3113]``.
+        The value has 4 significant digits and the interval's ends 3 (a bootstrap percentile such as 0.6502
+        says no more than 0.65); numbers of 100 or more (ends) or 10,000 or more (values) are whole numbers,
+        never exponents: ``2622 [2286, 3113]``, ``47594 [31773, 83461]``.
         """
 
         def end(x: float) -> str:
             return f"{x:.0f}" if abs(x) >= 100 else f"{x:.3g}"
 
+        value = f"{self.value:.0f}" if abs(self.value) >= 1e4 else f"{self.value:.4g}"
         sd = f" ±{self.sd:.2g}" if self.sd is not None else ""
         ci = f" [{end(self.low)}, {end(self.high)}]" if self.low is not None and self.high is not None else ""
-        return f"{self.value:.4g}{sd}{ci}"
+        return f"{value}{sd}{ci}"
 
 
 def estimate(rows: pd.DataFrame) -> Estimate:
@@ -121,7 +123,9 @@ def compact(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
             "achieved": float(g["achieved_sparsity"].mean()),
             "seeds": len(g),
         }
+        seed_of = dict(zip(g["id"], g["seed"]))
         mine = primary[primary["run_id"].isin(g["id"])]
+        mine = mine.iloc[mine["run_id"].map(seed_of).argsort(kind="stable")]  # resampled in seed order, as on the site
         for (task, version), rows_ in mine.groupby(["task", "task_version"], sort=False):
             row[columns[(task, version)]] = estimate(rows_).text() if rows_["run_id"].nunique() == len(g) else "incomplete"
         rows.append(row)

@@ -188,3 +188,12 @@ def spec_hash(identity: Identity) -> str:
 def seed_group(identity_payload: Mapping[str, Any]) -> str:
     """The digest of an identity without its seed: runs that differ only in seed share it."""
     return digest({k: v for k, v in identity_payload.items() if k != "seed"})
+
+
+TIMING_FIELDS = ("kernels", "hardware", "cache", "latency_dtype")  # what a run times, not what it scores
+
+
+def quality_group(identity_payload: Mapping[str, Any]) -> str:
+    """The digest of an identity without its seed and what it times: runs that share it scored the
+    same pruned model on the same items (a run that times kernels and its untimed twin, any seed)."""
+    return digest({k: v for k, v in identity_payload.items() if k != "seed" and k not in TIMING_FIELDS})

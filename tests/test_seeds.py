@@ -69,4 +69,22 @@ def test_an_interval_is_printed_to_three_significant_digits_and_the_value_to_fou
     assert Estimate(98.75, 92.83, 105.44).text() == "98.75 [92.8, 105]"
     assert Estimate(0.4533, 0.3567, 0.5434, sd=0.032, seeds=3).text() == "0.4533 ±0.032 [0.357, 0.543]"
     assert Estimate(2622.0, 2286.3, 3113.0).text() == "2622 [2286, 3113]"
+    assert Estimate(47594.2, 31773.4, 83461.0).text() == "47594 [31773, 83461]"  # never 4.759e+04
     assert Estimate(0.58).text() == "0.58"
+
+
+def test_a_seed_groups_interval_does_not_depend_on_the_order_its_runs_were_stored(tmp_path):
+    """The same three seeds stored 0,1,2 and 2,1,0: ``results`` resamples them in seed order, so
+    the interval is the same (the crossed bootstrap draws seeds by position)."""
+    from sparsebench.store import Store
+
+    rng = np.random.default_rng(3)
+    hits = {seed: rng.random(40) < 0.3 + 0.2 * seed for seed in range(3)}
+    texts = []
+    for name, order in (("up", (0, 1, 2)), ("down", (2, 1, 0))):
+        store = Store(f"sqlite:///{tmp_path / name}.db")
+        for seed in order:
+            store.write_run(synthetic_run("wanda", "tiny", 0, seed=seed, task=("piqa", "1", "acc", True),
+                                          items=ItemScores.of(range(40), hits[seed])))
+        texts.append(compact(store.runs(), store.metrics())["piqa"][0])
+    assert texts[0] == texts[1] and "±" in texts[0]

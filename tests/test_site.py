@@ -317,3 +317,35 @@ def test_runs_of_a_task_subset_get_their_own_leaderboard_beside_the_suites(store
     own, subset = _read(site, "leaderboards/unit-v1.html"), _read(site, "leaderboards/unit-v1-piqa.html")
     assert ">wanda<" not in own and ">wanda<" in subset and "only piqa" in subset
     assert "only piqa" in _read(site, "index.html")
+
+
+def test_a_timed_run_shares_its_untimed_twins_row_and_each_seed_counts_once(store, tmp_path):
+    """SYNTHETIC records: seeds 0 and 1 untimed and a kernel-timing run of seed 0 with the same
+    items make one row: two seeds (not three), the timed run's speedup; another sparsity does not join."""
+    import numpy as np
+
+    from sparsebench.items import ItemScores
+    from sparsebench.results import estimate
+    from sparsebench.site.tables import Frames, run_groups, run_table
+    from sparsebench.testing import synthetic_run
+
+    rng = np.random.default_rng(1)
+    hits = {seed: rng.random(60) < 0.6 for seed in (0, 1)}
+    task = ("toy-acc", "1", "accuracy", True)
+    for seed in (0, 1):
+        store.write_run(synthetic_run("wanda", "tiny-a", 0, seed=seed, task=task, items=ItemScores.of(range(60), hits[seed])))
+    store.write_run(synthetic_run("wanda", "tiny-a", 0, seed=0, task=task, items=ItemScores.of(range(60), hits[0]),
+                                  kernels=(("dense", "ok", 1.0, None), ("bitmap", "ok", 1.37, None))))
+    store.write_run(synthetic_run("wanda", "tiny-a", 0, seed=0, sparsity=0.7, task=task, items=ItemScores.of(range(60), hits[1])))
+    runs = store.runs()
+    frames = Frames(runs, store.metrics(runs["id"].tolist()), store.timings())
+    groups = run_groups(frames, frames.runs)
+    assert sorted(len(g) for g in groups) == [1, 3]
+    (row,) = [g for g in groups if len(g) == 3]
+    assert len(frames.per_seed(row)) == 2 and len(frames.item_lists(row, ("toy-acc", "1", "accuracy"))) == 2
+    untimed = store.metrics(sorted(row)[:2])
+    assert frames.estimate(row, ("toy-acc", "1", "accuracy")) == estimate(untimed)  # seed 0 once, not twice
+    table = run_table(frames, frames.runs, "t", "")
+    texts = [[c.text for c in r.cells] for r in table.rows]
+    (cells,) = [t for t in texts if "0,1" in t]
+    assert "1.37× (bitmap, prefill)" in cells and estimate(untimed).text() in cells
