@@ -46,7 +46,7 @@ from .kernel_choice import AUTO, SHRUNK, UNPRUNED, Choice, choose_kernels, shape
 from .microbench import timing_row
 from .models import LoadedModel
 from .patterns import Pattern
-from .timing import Timing, TimingConfig, measure, pooled
+from .timing import Timing, TimingConfig, interleaved_order, measure, pooled
 
 # Rounding differences add up over depth: the logits check allows this multiple of the
 # kernel's per-layer tolerance.
@@ -153,10 +153,9 @@ class _Decoder:
 def _interleaved(n: int, rounds: int, desc: str, progress: bool) -> Iterator[int]:
     """Indices ``0..n-1`` once per round, every other round in reverse order, with one progress bar."""
     with tqdm(total=n * rounds, desc=desc, unit="measurement", disable=not progress) as bar:
-        for r in range(rounds):
-            for i in (reversed(range(n)) if r % 2 else range(n)):
-                yield i
-                bar.update()
+        for i in interleaved_order(n, rounds):
+            yield i
+            bar.update()
 
 
 def end_to_end_timings(

@@ -1,8 +1,9 @@
 """Per-layer kernel microbenchmarks: the grid of real LLM shapes and one case's measurement.
 
 Shared by ``sparsebench bench-kernels`` and the pytest-benchmark suite in ``benchmarks/``.
-Each case times dense first and then every kernel on the same inputs in the same process,
-so every ratio is measured, never assumed. A kernel that cannot run the case yields an
+Each case times dense and every kernel on the same inputs in the same process, in
+``ROUNDS`` interleaved rounds (dense, a, b; b, a, dense; ...) whose samples are pooled, so
+every ratio is measured, never assumed, and drift within the process hits every kernel alike. A kernel that cannot run the case yields an
 ``unsupported`` row with the reason; one whose output differs from dense yields ``failed``;
 neither is timed. Every row records the cache regime and, beside the speedup, the FLOP ideal
 and the bytes bound of the kernel's packed format (see :class:`~sparsebench.kernel.Bounds`).
@@ -12,8 +13,8 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ from .errors import InvalidSpecError
 from .kernel import Bounds, Kernel, KernelUnsupported, bounds, check_against_dense, ideal_speedup, make_kernel
 from .masks import select_mask
 from .patterns import NM, Block, Pattern, Unstructured, parse_pattern
-from .timing import Timing, TimingConfig, measure
+from .timing import Timing, TimingConfig, interleaved_order, measure, pooled
 
 # [out, in] of real linear layers.
 SHAPES: dict[str, str] = {
@@ -40,6 +41,7 @@ TOKENS = (1, 16, 128, 2048)
 SPARSITIES = (0.5, 0.7, 0.9, 0.95)
 QUICK_TOKENS = (1, 128)
 CHECK_TOKENS = 16  # correctness is checked on the first rows of the input
+ROUNDS = 3  # interleaved rounds per case; each times every kernel with 1/ROUNDS of the config's calls and seconds
 
 
 def default_patterns(block: int = 16) -> tuple[Pattern, ...]:
@@ -156,28 +158,41 @@ def timing_row(kernel: str, status: str, *, scope: str, pattern: str, sparsity: 
     )
 
 
-def _timed(kernel: Kernel, packed: Any, w: torch.Tensor, mask: torch.Tensor, x: torch.Tensor, config: TimingConfig) -> Timing:
-    """One kernel's timing; cold: rotating through copies of its packed weight (see :mod:`sparsebench.cache`)."""
+def _timer(kernel: Kernel, packed: Any, w: torch.Tensor, mask: torch.Tensor, x: torch.Tensor, config: TimingConfig) -> Callable[[], Timing]:
+    """A function that measures one round of one kernel; cold: rotating through copies of its
+    packed weight (see :mod:`sparsebench.cache`), made once for all rounds."""
     if config.cache == "hot":
-        return measure(lambda: kernel.apply(packed, x), config, x.device)
+        return lambda: measure(lambda: kernel.apply(packed, x), config, x.device)
     rotation = Rotation(lambda: kernel.copy_packed(packed, w, mask), kernel.packed_bytes(packed), x.device, config.evict_bytes)
-    return measure(lambda: kernel.apply(rotation.current, x), config, x.device, evictor=rotation)
+    return lambda: measure(lambda: kernel.apply(rotation.current, x), config, x.device, evictor=rotation)
+
+
+def interleaved(timers: Mapping[str, Callable[[], Timing]], rounds: int = ROUNDS) -> dict[str, Timing]:
+    """Each timer's rounds pooled (:func:`~sparsebench.timing.pooled`), run in
+    :func:`~sparsebench.timing.interleaved_order`."""
+    names, samples = list(timers), {name: [] for name in timers}
+    for i in interleaved_order(len(names), rounds):
+        samples[names[i]].append(timers[names[i]]())
+    return {name: pooled(ts) for name, ts in samples.items()}
 
 
 def bench_weight(w: torch.Tensor, mask: torch.Tensor, x: torch.Tensor, kernel_list: Sequence[Kernel], config: TimingConfig,
-                 common: dict[str, Any], pattern: Pattern, sparsity: float, dense: Timing | None = None) -> tuple[list[dict[str, Any]], Timing]:
+                 common: dict[str, Any], pattern: Pattern, sparsity: float, dense: Timing | None = None,
+                 rounds: int = ROUNDS) -> tuple[list[dict[str, Any]], Timing]:
     """Rows for each kernel on one masked weight and input (``dense`` measured here unless given), and dense's timing.
 
     A kernel is timed only if it supports the case, packs it and agrees with dense; otherwise
-    its row says ``unsupported`` or ``failed`` with the reason.
+    its row says ``unsupported`` or ``failed`` with the reason. The kernels that run, dense
+    first, are timed in ``rounds`` interleaved rounds (:func:`interleaved`).
     """
     device = x.device
     masked = w * mask.to(w.dtype)
     common = {**common, "cache": config.cache, "threads": config.threads}
+    per_round = replace(config, min_iters=max(1, math.ceil(config.min_iters / rounds)), min_time_s=config.min_time_s / rounds)
     baseline = make_kernel("dense")
-    if dense is None:
-        dense = _timed(baseline, baseline.pack(w, mask), w, mask, x, config)
-    rows = []
+    timers = {} if dense is not None else {"dense": _timer(baseline, baseline.pack(w, mask), w, mask, x, per_round)}
+    rows: list[dict[str, Any] | None] = []
+    ready: dict[int, tuple[Kernel, Any, Bounds, float]] = {}  # row index -> what its "ok" row needs
     for k in kernel_list:
         common["params"] = k.params
         ok, why = k.supports(pattern, x.dtype, device)
@@ -194,15 +209,21 @@ def bench_weight(w: torch.Tensor, mask: torch.Tensor, x: torch.Tensor, kernel_li
         if not check.ok:
             rows.append(timing_row(k.name, "failed", reason=check.reason, max_abs_error=check.max_abs_error, limits=limits, **common))
             continue
-        t = dense if k.name == "dense" else _timed(k, packed, w, mask, x, config)
-        rows.append(timing_row(k.name, "ok", timing=t, dense=dense, max_abs_error=check.max_abs_error, limits=limits,
-                               details=k.details(packed), **common))
-    return rows, dense
+        if k.name != "dense":
+            timers[k.name] = _timer(k, packed, w, mask, x, per_round)
+        ready[len(rows)] = (k, packed, limits, check.max_abs_error)
+        rows.append(None)
+    timed = interleaved(timers, rounds)
+    dense = dense if dense is not None else timed["dense"]
+    for i, (k, packed, limits, error) in ready.items():
+        rows[i] = timing_row(k.name, "ok", timing=timed.get(k.name, dense), dense=dense, max_abs_error=error, limits=limits,
+                             details=k.details(packed), **{**common, "params": k.params})
+    return [r for r in rows if r is not None], dense
 
 
 def bench_case(case: Case, kernel_list: Sequence[Kernel], config: TimingConfig, hardware: str, seed: int = 0,
                dense_cache: dict[tuple[Case, str], Timing] | None = None) -> list[dict[str, Any]]:
-    """Time dense, then each kernel, on one case; one row per kernel (dense included if listed).
+    """Time dense and each kernel, interleaved, on one case; one row per kernel (dense included if listed).
 
     ``dense_cache`` lets callers that bench one kernel at a time (pytest-benchmark) measure
     dense once per case and cache regime in the process.

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -99,6 +99,13 @@ def pooled(timings: Sequence[Timing]) -> Timing:
     first = timings[0]
     return Timing(tuple(s for t in timings for s in t.samples), first.threads, first.device, first.clock, first.cache,
                   {**first.extra, "rounds": len(timings)})
+
+
+def interleaved_order(n: int, rounds: int) -> Iterator[int]:
+    """Indices ``0..n-1`` once per round, every other round reversed (a, b, c; c, b, a; ...), so
+    that drift during a measurement hits everything measured alike."""
+    for r in range(rounds):
+        yield from (reversed(range(n)) if r % 2 else range(n))
 
 
 class _threads:

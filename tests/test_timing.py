@@ -149,3 +149,21 @@ def test_cuda_events_clock():
     t = measure(lambda: x @ x, TimingConfig(warmup=1, min_iters=5, min_time_s=0.0), device="cuda")
     assert t.clock == "cuda-events" and t.iterations == 5 and t.median > 0
     assert t.cache == "cold" and t.extra["cache_size_from"] in ("cuda L2", "fallback")
+
+
+def test_interleaved_rounds_alternate_their_order_and_pool_every_rounds_samples():
+    from sparsebench.microbench import interleaved
+    from sparsebench.timing import interleaved_order
+
+    assert list(interleaved_order(3, 3)) == [0, 1, 2, 2, 1, 0, 0, 1, 2]
+    calls = []
+
+    def timer(name, seconds):
+        def one_round():
+            calls.append(name)
+            return Timing((seconds, seconds * 2), 1, "cpu", "perf_counter")
+        return one_round
+
+    timed = interleaved({"dense": timer("dense", 1.0), "csr": timer("csr", 0.5)}, rounds=4)
+    assert calls == ["dense", "csr", "csr", "dense", "dense", "csr", "csr", "dense"]
+    assert timed["dense"].iterations == 8 and timed["dense"].extra["rounds"] == 4 and timed["csr"].median == 0.75

@@ -6,8 +6,9 @@ import click
 
 EPILOG = """
 \b
-Every case times dense first, then each kernel, on the same inputs in this process; the
-speedup is dense median / kernel median, printed beside the FLOP ideal (1/(1-s); 2x for 2:4)
+Every case times dense and each kernel on the same inputs in this process, in 3
+interleaved rounds (dense, a, b; b, a, dense; dense, a, b) whose samples are pooled, so
+drift hits every kernel alike; the speedup is dense median / kernel median, printed beside the FLOP ideal (1/(1-s); 2x for 2:4)
 and the bytes bound of the kernel's format at one token (dense bytes / packed bytes), with
 the share of that bound reached. By default (--cache cold) each timed call reads a copy of
 the packed weight last read twice the last-level cache ago, so weights come from memory as
