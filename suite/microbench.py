@@ -41,7 +41,7 @@ TOKENS = (1, 16, 128, 2048)
 SPARSITIES = (0.5, 0.7, 0.9, 0.95)
 QUICK_TOKENS = (1, 128)
 CHECK_TOKENS = 16  # correctness is checked on the first rows of the input
-ROUNDS = 3  # interleaved rounds per case; each times every kernel with 1/ROUNDS of the config's calls and seconds
+ROUNDS = 3  # interleaved rounds per case; each warms every kernel up once and times it for 1/ROUNDS of the config's calls and seconds
 
 
 def default_patterns(block: int = 16) -> tuple[Pattern, ...]:
@@ -188,7 +188,8 @@ def bench_weight(w: torch.Tensor, mask: torch.Tensor, x: torch.Tensor, kernel_li
     device = x.device
     masked = w * mask.to(w.dtype)
     common = {**common, "cache": config.cache, "threads": config.threads}
-    per_round = replace(config, min_iters=max(1, math.ceil(config.min_iters / rounds)), min_time_s=config.min_time_s / rounds)
+    per_round = replace(config, warmup=min(config.warmup, 1), min_iters=max(1, math.ceil(config.min_iters / rounds)),
+                        min_time_s=config.min_time_s / rounds)
     baseline = make_kernel("dense")
     timers = {} if dense is not None else {"dense": _timer(baseline, baseline.pack(w, mask), w, mask, x, per_round)}
     rows: list[dict[str, Any] | None] = []
