@@ -42,13 +42,10 @@ class Frames:
             self._rows = {(int(r.run_id), (r.task, r.task_version, r.metric)): r for r in m.itertuples()}
 
     def per_seed(self, run_ids: Sequence[int]) -> list[int]:
-        """The runs a row's quality is measured on, in seed order (as ``sparsebench results``
-        resamples them): one per seed of ``run_ids`` (a row's runs), the first stored where a run
-        that times kernels and its untimed twin scored the same seed."""
-        first: dict[int, int] = {}
-        for run_id in sorted(run_ids):
-            first.setdefault(self._seeds.get(run_id, -1 - run_id), run_id)
-        return [first[seed] for seed in sorted(first)]
+        """The runs a row's quality is measured on, in seed order (see :func:`sparsebench.comparison.one_per_seed`)."""
+        from sparsebench.comparison import one_per_seed
+
+        return one_per_seed(run_ids, self._seeds)
 
     def item_lists(self, run_ids: Sequence[int], key: MetricKey) -> list | None:
         """The per-item scores of ``key`` of each seed's run (:meth:`per_seed`; None unless every one has them)."""

@@ -213,6 +213,7 @@ def results(db, method, model, suite, pattern, task, stale, long_form, fmt) -> N
     Each value shows its 95% bootstrap interval over the task's items, e.g. 0.58 [0.48, 0.67].
     Runs that differ only in seed share one row (their ids, a seeds column): the mean over
     seeds ± the sd over seeds, and an interval over items and seeds, e.g. 0.58 ±0.012 [0.47, 0.68].
+    A run that timed kernels (--kernels) shares its untimed twin's row; each seed counts once.
     `sparsebench compare` tells whether two rows differ.
 
     --long shows every metric as its own row. csv and json are the long form with each

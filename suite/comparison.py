@@ -5,23 +5,24 @@ same items (same suite identity, model and revision, task versions and item ids;
 one-line :class:`~sparsebench.confidence.ComparisonError` naming what differs) and returns one
 row per shared metric: A, B, Δ = B − A, its paired-bootstrap interval and a p-value (see
 :mod:`sparsebench.confidence` for which test gives it). With ``all_seeds`` each side is every
-stored run that differs from it only in seed.
+stored run that differs from it only in seed (or in what it times), one run per seed.
 
 :func:`compare_metrics` is the same on already loaded metric rows (the site uses it);
-:func:`seed_groups` groups runs that differ only in seed; :func:`quality_groups` also puts a
-run that times kernels with its untimed twin (the leaderboard's rows).
+:func:`quality_groups` groups runs that differ only in seed or in what they time (the rows of
+``results`` and of the leaderboard), and :func:`one_per_seed` picks the runs such a row's
+quality is measured on.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
 from .confidence import LEVEL, RESAMPLES, SEED, ComparisonError, compare
 from .items import ItemScores
-from .spec import quality_group, seed_group
+from .spec import quality_group
 from .store import Store
 
 COLUMNS = ["task", "task_version", "metric", "higher_is_better", "a", "b", "delta", "ci_low", "ci_high", "level", "p_value", "test",
@@ -44,15 +45,20 @@ def resolve_run(store: Store, ref: str) -> int:
     raise ComparisonError(f"no completed run {ref!r} (give a run id from `sparsebench results` or a spec-hash prefix of 4+ digits)")
 
 
-def seed_groups(runs: pd.DataFrame) -> pd.Series:
-    """For each run (``runs`` as :meth:`Store.runs` gives them), the key it shares with the runs
-    that differ from it only in seed."""
-    return runs["spec"].map(lambda spec: seed_group(spec["identity"])) if not runs.empty else pd.Series(dtype=str)
-
-
 def quality_groups(runs: pd.DataFrame) -> pd.Series:
     """For each run, the key it shares with the runs that differ from it only in seed or in what they time."""
     return runs["spec"].map(lambda spec: quality_group(spec["identity"])) if not runs.empty else pd.Series(dtype=str)
+
+
+def one_per_seed(run_ids: Iterable[int], seed_of: Mapping[int, int]) -> list[int]:
+    """The runs a row's quality is measured on, in seed order: one per seed of ``run_ids``, the
+    first stored (lowest id) where a run that times kernels and its untimed twin scored the same
+    seed, so a seed counts once however many of its runs were timed. A run missing from
+    ``seed_of`` counts as a seed of its own."""
+    first: dict[int, int] = {}
+    for run_id in sorted(int(i) for i in run_ids):
+        first.setdefault(seed_of.get(run_id, -1 - run_id), run_id)
+    return [first[seed] for seed in sorted(first)]
 
 
 def items_by_metric(metrics: pd.DataFrame, run_ids: Iterable[int]) -> dict[tuple[str, str, str], list[ItemScores]]:
@@ -107,19 +113,24 @@ def compare_metrics(metrics: pd.DataFrame, a: Sequence[int], b: Sequence[int], m
 
 def compare_runs(store: Store, run_a: str | int, run_b: str | int, metric: str | None = None, all_seeds: bool = False,
                  **kw: Any) -> pd.DataFrame:
-    """B − A for two stored runs on the same items. A side may be several runs that differ only
-    in seed, as ``results`` shows them (``"4,5,6"``); with ``all_seeds`` each side is every stored
-    run that differs from it only in seed."""
+    """B − A for two stored runs on the same items. A side may be the runs of one row of
+    ``results`` (``"4,5,6"``: runs that differ only in seed or in what they time), each seed
+    counted once (:func:`one_per_seed`); with ``all_seeds`` each side is every stored run that
+    differs from it only in seed or in what it times."""
     runs = store.runs(status="completed")
-    groups = pd.Series(seed_groups(runs).values, index=runs["id"].astype(int).values)
+    ids = runs["id"].astype(int).values
+    groups = pd.Series(quality_groups(runs).values, index=ids)
+    seed_of = dict(zip(ids, runs["seed"].astype(int)))
     sides = [sorted({resolve_run(store, part) for part in str(ref).split(",") if part.strip()}) for ref in (run_a, run_b)]
     for ref, side in zip((run_a, run_b), sides):
         if not side:
             raise ComparisonError(f"no run given in {str(ref)!r}")
         if groups[side].nunique() > 1:
-            raise ComparisonError(f"runs {ref} differ in more than their seed; give runs of one row of `sparsebench results`")
+            raise ComparisonError(f"runs {ref} differ in more than their seed (or what they time); give runs of one row of "
+                                  "`sparsebench results`")
     if all_seeds:
-        sides = [sorted(int(i) for i in groups.index[groups == groups[side[0]]]) for side in sides]
+        sides = [groups.index[groups == groups[side[0]]] for side in sides]
+    sides = [one_per_seed(side, seed_of) for side in sides]
     _check_same_protocol(runs, sides[0], sides[1])
     out = compare_metrics(store.metrics(sides[0] + sides[1]), sides[0], sides[1], metric, **kw)
     out.attrs.update(runs_a=sides[0], runs_b=sides[1])

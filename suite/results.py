@@ -1,7 +1,7 @@
 """Views of stored results for ``sparsebench results`` and ``run``.
 
-- :func:`compact`: one row per run (or per group of runs that differ only in seed: mean,
-  ± sd over seeds, number of seeds), the suite's headline metrics as columns (each task's
+- :func:`compact`: one row per run (or per group of runs that differ only in seed or in what
+  they time: mean, ± sd over seeds, number of seeds), the suite's headline metrics as columns (each task's
   primary metric, as lm-eval's summary table shows them) with their 95% intervals;
 - :func:`long_form`: one row per run, task and metric, with the metric's details (split,
   subset seed and hash, data source, ...) nested (``json``) or flattened to ``details.*``
@@ -95,10 +95,12 @@ def _num(v: Any) -> float | None:
 
 
 def compact(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
-    """One row per run, or per group of runs that differ only in seed (ids joined with commas,
-    and a ``seeds`` column): method, model, pattern, sparsity, achieved, then one column per
-    task with its primary metric as :meth:`Estimate.text` (a column per version where versions differ)."""
-    from .comparison import seed_groups
+    """One row per run, or per group of runs that differ only in seed or in what they time, as
+    the leaderboard's rows (ids joined with commas, and a ``seeds`` column; each seed counted
+    once: :func:`~sparsebench.comparison.one_per_seed`): method, model, pattern, sparsity,
+    achieved, then one column per task with its primary metric as :meth:`Estimate.text` (a
+    column per version where versions differ)."""
+    from .comparison import one_per_seed, quality_groups
 
     if runs.empty:
         return pd.DataFrame(columns=RUN_COLUMNS)
@@ -109,12 +111,14 @@ def compact(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
         columns[(task, version)] = f"{task} v{version}" if versions[task] > 1 else task
     primary = m[[metric == (_primary_metric(task) or metric) for task, metric in zip(m["task"], m["metric"])]]
     primary = primary.drop_duplicates(["run_id", "task", "task_version"])
-    groups = runs.assign(group=seed_groups(runs).values).groupby("group", sort=False)
+    groups = runs.assign(group=quality_groups(runs).values).groupby("group", sort=False)
+    seed_of = dict(zip(runs["id"].astype(int), runs["seed"].astype(int)))
     rows = []
-    for _, g in groups:
+    for _, group in groups:
+        g = runs.set_index("id").loc[one_per_seed(group["id"], seed_of)].reset_index()
         first = g.iloc[0]
         row = {
-            "id": ",".join(str(i) for i in g["id"]),
+            "id": ",".join(str(i) for i in sorted(group["id"])),
             "method": _method_label(first["method"], first["method_params"]),
             "model": first["model"].removeprefix("local:"),
             "suite": f"{first['suite']} v{first['suite_version']}",
@@ -123,7 +127,6 @@ def compact(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
             "achieved": float(g["achieved_sparsity"].mean()),
             "seeds": len(g),
         }
-        seed_of = dict(zip(g["id"], g["seed"]))
         mine = primary[primary["run_id"].isin(g["id"])]
         mine = mine.iloc[mine["run_id"].map(seed_of).argsort(kind="stable")]  # resampled in seed order, as on the site
         for (task, version), rows_ in mine.groupby(["task", "task_version"], sort=False):

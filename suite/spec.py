@@ -185,11 +185,6 @@ def spec_hash(identity: Identity) -> str:
     return digest(identity.payload())
 
 
-def seed_group(identity_payload: Mapping[str, Any]) -> str:
-    """The digest of an identity without its seed: runs that differ only in seed share it."""
-    return digest({k: v for k, v in identity_payload.items() if k != "seed"})
-
-
 TIMING_FIELDS = ("kernels", "hardware", "cache", "latency_dtype")  # what a run times, not what it scores
 
 

@@ -115,6 +115,25 @@ def test_all_seeds_compares_seed_groups(store):
         compare_runs(store, f"{first['magnitude']},{first['wanda']}", first["wanda"])
 
 
+def test_a_timed_run_and_its_untimed_twin_count_as_one_seed(store):
+    """A row of `results` that holds a kernel-timing run and its untimed twin (same items) is
+    compared on one run per seed; the twins are not a seed each."""
+    rng = np.random.default_rng(2)
+    hits = [rng.random(40) < 0.5 for _ in range(2)]
+    for seed in (0, 1):
+        store.write_run(synthetic_run("magnitude", "tiny", 0, task=ACC, seed=seed, items=_acc(hits[seed])))
+    store.write_run(synthetic_run("magnitude", "tiny", 0, task=ACC, seed=0, items=_acc(hits[0]),
+                                  kernels=(("dense", "ok", 1.0, None), ("csr", "ok", 1.2, None))))
+    wanda = store.write_run(synthetic_run("wanda", "tiny", 0, task=ACC, items=_acc(rng.random(40) < 0.7)))
+    twins = compare_runs(store, "1,3", wanda)
+    assert twins.attrs["runs_a"] == [1] and twins.iloc[0]["seeds_a"] == 1
+    assert twins.iloc[0]["delta"] == compare_runs(store, 1, wanda).iloc[0]["delta"]
+    every = compare_runs(store, 3, wanda, all_seeds=True)
+    assert every.attrs["runs_a"] == [1, 2] and every.iloc[0]["seeds_a"] == 2
+    with pytest.raises(ComparisonError, match="differ in more than their seed"):
+        compare_runs(store, f"1,{wanda}", wanda)
+
+
 def test_a_real_run_compared_with_itself(tiny_model_dirs, store, capsys):
     from sparsebench.runner import run
     from sparsebench.spec import RunSpec

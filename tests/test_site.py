@@ -349,3 +349,8 @@ def test_a_timed_run_shares_its_untimed_twins_row_and_each_seed_counts_once(stor
     texts = [[c.text for c in r.cells] for r in table.rows]
     (cells,) = [t for t in texts if "0,1" in t]
     assert "1.37× (bitmap, prefill)" in cells and estimate(untimed).text() in cells
+    from sparsebench.results import compact
+
+    shown = compact(runs, store.metrics()).set_index("id")  # `sparsebench results` shows the same row
+    assert list(shown.index) == ["1,2,3", "4"] and shown.loc["1,2,3", "seeds"] == 2
+    assert shown.loc["1,2,3", "toy-acc"] == estimate(untimed).text()

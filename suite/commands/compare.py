@@ -11,8 +11,9 @@ HELP = f"""\
 Δ = B − A of every metric the two runs share, on the same items.
 
 RUN_A and RUN_B are run ids as `sparsebench results` shows them (a row of runs that
-differ only in seed, e.g. 4,5,6, compares their mean over seeds), or unique prefixes (4+ hex
-digits) of their spec hashes. The runs must have scored the same items: the same
+differ only in seed, e.g. 4,5,6, compares their mean over seeds; a run that timed kernels
+and its untimed twin count as one seed), or unique prefixes (4+ hex digits) of their spec
+hashes. The runs must have scored the same items: the same
 suite identity, model and model revision, task versions and item ids; otherwise the
 command says which differs.
 
@@ -42,8 +43,8 @@ Examples:
 @click.argument("run_a")
 @click.argument("run_b")
 @click.option("--metric", default=None, metavar="M", help="Only metric M (e.g. acc, perplexity) or TASK/M (e.g. arc_easy/acc_norm).")
-@click.option("--all-seeds", is_flag=True, help="Compare every stored run that differs from RUN_A (and from RUN_B) only in seed: "
-              "means over seeds, and an interval over items and seeds.")
+@click.option("--all-seeds", is_flag=True, help="Compare every stored run that differs from RUN_A (and from RUN_B) only in seed "
+              "(or in what it times): means over seeds, one run each, and an interval over items and seeds.")
 @click.option("--db", default=None, help="SQLAlchemy URL of the results database (never created by this command).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "markdown"]), default="table", show_default=True)
 def command(run_a, run_b, metric, all_seeds, db, fmt) -> None:
