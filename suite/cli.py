@@ -1,20 +1,22 @@
 """The ``sparsebench`` command line: parse strings into types, call the runner, print.
 
-Every user error is one line on stderr and exit status 2; Ctrl-C is exit 130 with
-nothing stored.
+Every user error is one line on stderr and exit status 2; Ctrl-C is exit 130 and SIGTERM
+exit 143, with nothing half-done stored.
 """
 
 from __future__ import annotations
 
 import importlib
 import pkgutil
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 import click
 
 from . import logs
-from .errors import InvalidSpecError, SparsebenchError
+from .errors import InvalidSpecError, SparsebenchError, Terminated, interrupt_exit_code
 
 EXAMPLES = """
 \b
@@ -265,21 +267,32 @@ def _add_extra_commands() -> None:
 _add_extra_commands()
 
 
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated()
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console entry point: one-line errors, exit 2 for user errors, 130 for Ctrl-C."""
+    """Console entry point: one-line errors, exit 2 for user errors, 130 for Ctrl-C, 143 for SIGTERM."""
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         rv = cli.main(args=list(argv) if argv is not None else None, prog_name="sparsebench", standalone_mode=False)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
-    except click.Abort:
-        click.echo("interrupted: nothing half-done was stored (finished runs and cases are kept)", err=True)
-        sys.exit(130)
+    except click.Abort as exc:
+        code = interrupt_exit_code(exc.__cause__ or exc.__context__)
+        what = "terminated (SIGTERM)" if code == Terminated.exit_code else "interrupted"
+        click.echo(f"{what}: nothing half-done was stored (finished runs and cases are kept)", err=True)
+        sys.exit(code)
     except click.ClickException as exc:
         click.echo(f"error: {exc.format_message()}", err=True)
         sys.exit(exc.exit_code)
     except SparsebenchError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
+    finally:
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
     sys.exit(rv if isinstance(rv, int) else 0)
 
 

@@ -42,3 +42,15 @@ class StoreError(SparsebenchError):
 
 class VerificationError(SparsebenchError):
     """Masks produced by a method violate the requested pattern or sparsity."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a scheduler's or ``timeout``'s stop) arrived: handled as Ctrl-C is, so workers are
+    stopped and nothing half-done is stored, but the exit status says SIGTERM (128 + 15)."""
+
+    exit_code = 143
+
+
+def interrupt_exit_code(exc: BaseException | None) -> int:
+    """130 for Ctrl-C, 143 for SIGTERM (:class:`Terminated`)."""
+    return exc.exit_code if isinstance(exc, Terminated) else 130

@@ -46,14 +46,14 @@ def _rows(db):
 
 
 def test_killed_run_leaves_the_database_valid(tmp_path):
-    """SIGINT and SIGKILL during evaluation store nothing; the next run completes."""
+    """SIGINT, SIGTERM and SIGKILL during evaluation store nothing; the next run completes."""
     db = tmp_path / "r.db"
     cmd = [sys.executable, "-m", "sparsebench.cli", "run", "--db", f"sqlite:///{db}", "--model", "llama", "--task", "lambada-ppl",
            "--no-progress"]
     # a first completed run, so the database exists and holds data when the next ones are killed
     subprocess.run([*cmd, "--method", "dense"], check=True, capture_output=True)
     assert _rows(db) == 1
-    for sig, code in ((signal.SIGINT, 130), (signal.SIGKILL, -signal.SIGKILL)):
+    for sig, code in ((signal.SIGINT, 130), (signal.SIGTERM, 143), (signal.SIGKILL, -signal.SIGKILL)):
         # SIGINT restored to its default in the child: started from a background job (`nohup ... &`,
         # as CI runners do) the test process ignores SIGINT, and the child would inherit that
         proc = subprocess.Popen([*cmd, "--method", "magnitude"], stderr=subprocess.PIPE, text=True,
@@ -67,6 +67,8 @@ def test_killed_run_leaves_the_database_valid(tmp_path):
         assert proc.wait(timeout=60) == code, rest
         if sig == signal.SIGINT:
             assert "interrupted: nothing half-done was stored" in rest
+        if sig == signal.SIGTERM:
+            assert "terminated (SIGTERM): nothing half-done was stored" in rest
         assert _rows(db) == 1
     done = subprocess.run([*cmd, "--method", "magnitude"], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr

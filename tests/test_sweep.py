@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import multiprocessing
 import os
@@ -289,35 +290,61 @@ def _alive(pid: int) -> bool:
     return st is not None and st[0] != "Z"  # a zombie has exited; only its parent's wait is missing
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
-def test_kill_9_of_a_sweep_leaves_no_worker_or_helper_process(tiny_model_dirs, tmp_path):
+def _sweep_with_workers_up(tiny_model_dirs, tmp_path) -> tuple[subprocess.Popen, set[int]]:
+    """A `sparsebench sweep` of 6 specs on 2 workers in its own session (stderr in tmp_path/err),
+    once its two workers and the multiprocessing resource tracker are up; and those processes."""
     grid = tmp_path / "grid.toml"
     grid.write_text(f'models = ["{tiny_model_dirs["llama"]}"]\nmethods = ["magnitude", "random"]\n'
                     'sparsities = [0.3, 0.5, 0.7]\nsuites = ["unit"]\n')
     cmd = [sys.executable, "-c", "from sparsebench.cli import main; main()", "sweep", str(grid), "--db",
            f"sqlite:///{tmp_path / 'r.db'}", "--workers", "2", "--no-progress"]
-    proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(tmp_path / "err", "w") as err:
+        proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=err)
+    deadline = time.monotonic() + 120
+    while len(_descendants(proc.pid)) < 3 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)
+    spawned = _descendants(proc.pid)
+    assert len(spawned) >= 3 and proc.poll() is None, spawned
+    return proc, spawned
+
+
+def _left_behind(proc: subprocess.Popen, spawned: set[int]) -> tuple[set[int], set[int]]:
+    """The spawned processes still alive 10 s after the sweep exited, and any other process of its session."""
+    deadline = time.monotonic() + 10
+    while any(_alive(p) for p in spawned) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    in_session = {int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit() and _alive(int(e.name))
+                  and (_proc_stat(int(e.name)) or ("", 0, 0))[2] == proc.pid}
+    return {p for p in spawned if _alive(p)}, in_session
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
+def test_kill_9_of_a_sweep_leaves_no_worker_or_helper_process(tiny_model_dirs, tmp_path):
+    proc, spawned = _sweep_with_workers_up(tiny_model_dirs, tmp_path)
     try:
-        deadline = time.monotonic() + 120
-        while len(_descendants(proc.pid)) < 3 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.2)  # two workers and the multiprocessing resource tracker
-        time.sleep(1.0)
-        spawned = _descendants(proc.pid)
-        assert len(spawned) >= 3 and proc.poll() is None, spawned
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
-        deadline = time.monotonic() + 10
-        while any(_alive(p) for p in spawned) and time.monotonic() < deadline:
-            time.sleep(0.2)
-        survivors = {p for p in spawned if _alive(p)}
-        in_session = {int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit() and _alive(int(e.name))
-                      and (_proc_stat(int(e.name)) or ("", 0, 0))[2] == proc.pid}
-        assert not survivors and not in_session, (survivors, in_session)
+        assert _left_behind(proc, spawned) == (set(), set())
     finally:
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
+
+
+def test_sigterm_stops_a_sweep_like_ctrl_c(tiny_model_dirs, tmp_path):
+    """SIGTERM (a scheduler's stop, `timeout`) to the sweep alone: its workers are stopped, one line
+    says so, exit 143, and no multiprocessing object is left for the resource tracker to reap."""
+    proc, spawned = _sweep_with_workers_up(tiny_model_dirs, tmp_path)
+    try:
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=60)
+        err = (tmp_path / "err").read_text()
+        assert code == 143, err
+        assert "terminated (SIGTERM): every finished spec is stored" in err and "leaked" not in err, err
+        assert _left_behind(proc, spawned) == (set(), set())
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def test_a_worker_routes_other_libraries_warnings_like_the_cli(tiny_model_dirs, capfd):

@@ -54,6 +54,7 @@ def command(grid_file, executor, workers, devices, address, db, max_attempts, re
     """
     from dataclasses import replace
 
+    from ..errors import Terminated, interrupt_exit_code
     from ..executors import make_executor
     from ..grid import load_grid
     from ..store import Store
@@ -96,8 +97,9 @@ def command(grid_file, executor, workers, devices, address, db, max_attempts, re
     try:
         summary = sweep(grid, store, ex, retry_failed=retry_failed, echo=lambda s: click.echo(s, err=True), progress=not no_progress,
                         on_stored=on_stored)
-    except KeyboardInterrupt:
-        click.echo("interrupted: every finished spec is stored; run the same command again to resume", err=True)
-        raise click.exceptions.Exit(130) from None
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (Terminated)
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        click.echo(f"{what}: every finished spec is stored; run the same command again to resume", err=True)
+        raise click.exceptions.Exit(interrupt_exit_code(exc)) from None
     click.echo(f"sweep done: {summary.line()} -> {store.url}", err=True)
     return 1 if summary.failed else 0
