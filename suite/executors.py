@@ -25,6 +25,7 @@ import signal
 import socket
 import sys
 import tempfile
+import threading
 import time
 import traceback
 from abc import ABC, abstractmethod
@@ -127,8 +128,14 @@ def _die_with_parent(parent: int) -> None:
 
 
 def _init_worker(visible: str | None, parent: int) -> None:
-    """Worker initializer: die with the sweep process; see only this slot's GPU (as ``cuda:0``)."""
+    """Worker initializer: die with the sweep process; see only this slot's GPU (as ``cuda:0``);
+    give tqdm a thread lock. tqdm's default lock holds a named multiprocessing semaphore, which a
+    worker stopped mid-spec (Ctrl-C, SIGTERM, a retry's kill) cannot release, so the resource
+    tracker would print a "leaked semaphore" warning after the sweep's one-line message."""
     _die_with_parent(parent)
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
     if visible is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = visible
 

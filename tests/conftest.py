@@ -55,3 +55,22 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "gpu" in item.keywords:
                 item.add_marker(skip)
+
+
+@pytest.fixture
+def tiny_lambada(tmp_path_factory, monkeypatch):
+    """A data dir whose LAMBADA text is the first 64 real passages, so that each of the many
+    worker runs here tokenizes a few thousand tokens instead of the whole test set (the unit
+    suite reads only 4x64 calibration and 2x64 evaluation tokens). Workers inherit it."""
+    import gzip
+
+    from sparsebench.data import datasets, resolve
+
+    root = tmp_path_factory.getbasetemp() / "tiny-data"
+    target = root / "lambada" / "requests.jsonl.gz"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with gzip.open(resolve(datasets.get("lambada-text")).path, "rt") as src, gzip.open(target, "wt") as dst:
+            for _, line in zip(range(64), src):
+                dst.write(line)
+    monkeypatch.setenv("SPARSEBENCH_DATA_DIR", str(root))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import multiprocessing
 import os
@@ -22,24 +21,7 @@ from sparsebench.grid import load_grid, parse_grid
 from sparsebench.store import Store
 from sparsebench.sweep import expand, sweep
 
-
-@pytest.fixture(autouse=True)
-def tiny_lambada(tmp_path_factory, monkeypatch):
-    """A data dir whose LAMBADA text is the first 64 real passages, so that each of the many
-    worker runs here tokenizes a few thousand tokens instead of the whole test set (the unit
-    suite reads only 4x64 calibration and 2x64 evaluation tokens). Workers inherit it."""
-    import gzip
-
-    from sparsebench.data import datasets, resolve
-
-    root = tmp_path_factory.getbasetemp() / "tiny-data"
-    target = root / "lambada" / "requests.jsonl.gz"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with gzip.open(resolve(datasets.get("lambada-text")).path, "rt") as src, gzip.open(target, "wt") as dst:
-            for _, line in zip(range(64), src):
-                dst.write(line)
-    monkeypatch.setenv("SPARSEBENCH_DATA_DIR", str(root))
+pytestmark = pytest.mark.usefixtures("tiny_lambada")
 
 
 def _grid(model, **kw):
@@ -260,91 +242,6 @@ def test_threads_per_worker_default_to_the_grid_cpus(tiny_model_dirs):
     assert pj.job.spec.threads == 3
     (pj,) = expand(dataclasses.replace(grid, threads=1))
     assert pj.job.spec.threads == 1 and pj.job.key == expand(grid)[0].job.key  # threads are not in the hash
-
-
-# -- a killed sweep leaves nothing running ---------------------------------------------------
-def _proc_stat(pid: int) -> tuple[str, int, int] | None:
-    """(state, ppid, session id) of a live process, None if it is gone."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    return fields[0], int(fields[1]), int(fields[3])
-
-
-def _descendants(root: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (st := _proc_stat(int(entry.name))) is not None:
-            children.setdefault(st[1], []).append(int(entry.name))
-    out, todo = set(), [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.add(child)
-            todo.append(child)
-    return out
-
-
-def _alive(pid: int) -> bool:
-    st = _proc_stat(pid)
-    return st is not None and st[0] != "Z"  # a zombie has exited; only its parent's wait is missing
-
-
-def _sweep_with_workers_up(tiny_model_dirs, tmp_path) -> tuple[subprocess.Popen, set[int]]:
-    """A `sparsebench sweep` of 6 specs on 2 workers in its own session (stderr in tmp_path/err),
-    once its two workers and the multiprocessing resource tracker are up; and those processes."""
-    grid = tmp_path / "grid.toml"
-    grid.write_text(f'models = ["{tiny_model_dirs["llama"]}"]\nmethods = ["magnitude", "random"]\n'
-                    'sparsities = [0.3, 0.5, 0.7]\nsuites = ["unit"]\n')
-    cmd = [sys.executable, "-c", "from sparsebench.cli import main; main()", "sweep", str(grid), "--db",
-           f"sqlite:///{tmp_path / 'r.db'}", "--workers", "2", "--no-progress"]
-    with open(tmp_path / "err", "w") as err:
-        proc = subprocess.Popen(cmd, start_new_session=True, stdout=subprocess.DEVNULL, stderr=err)
-    deadline = time.monotonic() + 120
-    while len(_descendants(proc.pid)) < 3 and proc.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    time.sleep(1.0)
-    spawned = _descendants(proc.pid)
-    assert len(spawned) >= 3 and proc.poll() is None, spawned
-    return proc, spawned
-
-
-def _left_behind(proc: subprocess.Popen, spawned: set[int]) -> tuple[set[int], set[int]]:
-    """The spawned processes still alive 10 s after the sweep exited, and any other process of its session."""
-    deadline = time.monotonic() + 10
-    while any(_alive(p) for p in spawned) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    in_session = {int(e.name) for e in Path("/proc").iterdir() if e.name.isdigit() and _alive(int(e.name))
-                  and (_proc_stat(int(e.name)) or ("", 0, 0))[2] == proc.pid}
-    return {p for p in spawned if _alive(p)}, in_session
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the parent-death signal is Linux's")
-def test_kill_9_of_a_sweep_leaves_no_worker_or_helper_process(tiny_model_dirs, tmp_path):
-    proc, spawned = _sweep_with_workers_up(tiny_model_dirs, tmp_path)
-    try:
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait()
-        assert _left_behind(proc, spawned) == (set(), set())
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-
-
-def test_sigterm_stops_a_sweep_like_ctrl_c(tiny_model_dirs, tmp_path):
-    """SIGTERM (a scheduler's stop, `timeout`) to the sweep alone: its workers are stopped, one line
-    says so, exit 143, and no multiprocessing object is left for the resource tracker to reap."""
-    proc, spawned = _sweep_with_workers_up(tiny_model_dirs, tmp_path)
-    try:
-        proc.send_signal(signal.SIGTERM)
-        code = proc.wait(timeout=60)
-        err = (tmp_path / "err").read_text()
-        assert code == 143, err
-        assert "terminated (SIGTERM): every finished spec is stored" in err and "leaked" not in err, err
-        assert _left_behind(proc, spawned) == (set(), set())
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
 
 
 def test_a_worker_routes_other_libraries_warnings_like_the_cli(tiny_model_dirs, capfd):
