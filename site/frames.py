@@ -19,15 +19,17 @@ class Frames:
     values: pd.DataFrame = field(init=False)  # run id × (task, version, metric) → value
     stale: set[int] = field(init=False)  # runs whose method source has changed since they ran
     groups: pd.Series = field(init=False)  # run id → the key of its leaderboard row (see sparsebench.comparison.quality_groups)
+    prunings: pd.Series = field(init=False)  # run id → the key of its pruning (see sparsebench.comparison.pruning_groups)
     subsets: pd.Series = field(init=False)  # per run (aligned with ``runs``): "" or its --task list (see task_subsets)
 
     def __post_init__(self) -> None:
-        from sparsebench.comparison import quality_groups
+        from sparsebench.comparison import pruning_groups, quality_groups
         from sparsebench.results import stale_runs
 
         self.runs = self.runs[self.runs["status"] == "completed"].copy() if not self.runs.empty else self.runs
         self.stale = stale_runs(self.runs) if not self.runs.empty else set()
         self.groups = pd.Series(quality_groups(self.runs).values, index=self.runs["id"].values) if not self.runs.empty else pd.Series(dtype=str)
+        self.prunings = pd.Series(pruning_groups(self.runs).values, index=self.runs["id"].values) if not self.runs.empty else pd.Series(dtype=str)
         self._seeds = dict(zip(self.runs["id"].astype(int), self.runs["seed"].astype(int))) if not self.runs.empty else {}
         self.subsets = task_subsets(self.runs) if not self.runs.empty else pd.Series(dtype=str)
         m = self.metrics
@@ -46,6 +48,14 @@ class Frames:
         from sparsebench.comparison import one_per_seed
 
         return one_per_seed(run_ids, self._seeds)
+
+    def spec_hash(self, run_id: int) -> str:
+        return str(self.runs.loc[self.runs["id"] == run_id, "spec_hash"].iloc[0])
+
+    def same_pruning(self, run_ids: Sequence[int]) -> list[int]:
+        """``run_ids`` and every other run of the same pruning (whatever tasks it scored), in id order."""
+        keys = set(self.prunings.reindex([int(i) for i in run_ids]).dropna())
+        return sorted({int(i) for i in run_ids} | {int(i) for i, k in self.prunings.items() if k in keys})
 
     def item_lists(self, run_ids: Sequence[int], key: MetricKey) -> list | None:
         """The per-item scores of ``key`` of each seed's run (:meth:`per_seed`; None unless every one has them)."""

@@ -18,7 +18,8 @@ from .tables import (
 
 LEADERBOARD_CAPTION = (f"Each value: the metric [its 95% bootstrap interval over the task's items]; runs that differ only in seed "
                        f"share a row: mean ±sd over seeds [interval over items and seeds]; a run that timed kernels shares its untimed "
-                       f"twin's row and gives that row its speedup. Within each model, pattern and sparsity, "
+                       f"twin's row and gives that row its speedup; a row of runs scored on other tasks (--task) shows the speedup timed for "
+                       f"the same pruning by the run whose spec hash the cell names. Within each model, pattern and sparsity, "
                        f"'best' marks the best value and '≈ best' the rows a paired test against it cannot tell apart (α = {ALPHA:g}).")
 
 

@@ -98,15 +98,21 @@ def pruned_model_rows(t: pd.DataFrame) -> pd.DataFrame:
 
 
 def best_speedup(frames: Frames, run_ids: Sequence[int]) -> tuple[float | None, str]:
-    """Best measured end-to-end speedup of a row's runs and how to describe it ("unsupported" is said so)."""
-    t = pruned_model_rows(pd.concat([frames.run_timings(i) for i in run_ids])) if run_ids else frames.timings.iloc[:0]
+    """Best measured end-to-end speedup of a row's pruning and how to describe it ("unsupported" is
+    said so). A row scored on other tasks than the run that timed its pruning (``--task``) shows
+    that run's speedup, naming its spec hash (a stable name: ``results/runs/MODEL/HASH.json``,
+    ``sparsebench compare HASH ...``): the pruned model is the same."""
+    ids = frames.same_pruning(run_ids) if run_ids else []
+    t = pruned_model_rows(pd.concat([frames.run_timings(i) for i in ids])) if ids else frames.timings.iloc[:0]
     if t.empty:
         return None, "not measured"
     ok = t[t["status"] == "ok"]
     if ok.empty:
         return None, " / ".join(sorted(set(t["status"])))
     best = ok.loc[ok["speedup"].idxmax()]
-    return float(best["speedup"]), f"{best['speedup']:.2f}× ({best['kernel']}, {best['scope']})"
+    timed_by = int(best["run_id"])
+    elsewhere = "" if timed_by in {int(i) for i in run_ids} else f"; timed by {frames.spec_hash(timed_by)[:8]}"
+    return float(best["speedup"]), f"{best['speedup']:.2f}× ({best['kernel']}, {best['scope']}{elsewhere})"
 
 
 def provenance(run: Any, root: str, stale: bool = False) -> Provenance:
@@ -168,7 +174,7 @@ def run_table(frames: Frames, runs: pd.DataFrame, table_id: str, root: str, show
     """One row per run, or per group of runs that differ only in seed or in what they time (a run
     that times kernels shares the row of its untimed twin): method, model, pattern, sparsity,
     every metric over one run per seed (value [95% interval], or mean ±sd over seeds
-    [interval]), the best speedup of any of the group's runs, seeds, provenance (of the group's first run). ``marks``: mark the rows not
+    [interval]), the best speedup measured for the group's pruning (:func:`best_speedup`), seeds, provenance (of the group's first run). ``marks``: mark the rows not
     distinguishable from the best of their model, pattern and sparsity; ``deltas``: Δ vs dense."""
     keys = frames.metric_keys(runs["id"].tolist())
     cols = [Column("method"), Column("model")]

@@ -22,7 +22,7 @@ import pandas as pd
 
 from .confidence import LEVEL, RESAMPLES, SEED, ComparisonError, compare
 from .items import ItemScores
-from .spec import quality_group
+from .spec import pruning_group, quality_group
 from .store import Store
 
 COLUMNS = ["task", "task_version", "metric", "higher_is_better", "a", "b", "delta", "ci_low", "ci_high", "level", "p_value", "test",
@@ -48,6 +48,12 @@ def resolve_run(store: Store, ref: str) -> int:
 def quality_groups(runs: pd.DataFrame) -> pd.Series:
     """For each run, the key it shares with the runs that differ from it only in seed or in what they time."""
     return runs["spec"].map(lambda spec: quality_group(spec["identity"])) if not runs.empty else pd.Series(dtype=str)
+
+
+def pruning_groups(runs: pd.DataFrame) -> pd.Series:
+    """For each run, the key it shares with the runs of the same pruning, whatever tasks they scored
+    (see :func:`sparsebench.spec.pruning_group`)."""
+    return runs["spec"].map(lambda spec: pruning_group(spec["identity"])) if not runs.empty else pd.Series(dtype=str)
 
 
 def one_per_seed(run_ids: Iterable[int], seed_of: Mapping[int, int]) -> list[int]:

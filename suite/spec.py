@@ -192,3 +192,11 @@ def quality_group(identity_payload: Mapping[str, Any]) -> str:
     """The digest of an identity without its seed and what it times: runs that share it scored the
     same pruned model on the same items (a run that times kernels and its untimed twin, any seed)."""
     return digest({k: v for k, v in identity_payload.items() if k != "seed" and k not in TIMING_FIELDS})
+
+
+def pruning_group(identity_payload: Mapping[str, Any]) -> str:
+    """The digest of an identity without its seed, what it times and the tasks it scored: runs that
+    share it pruned the same model the same way (method, parameters, pattern, sparsity, and the
+    suite's settings, calibration included), so a speedup one of them measured is that of the
+    others' pruned model too (across seeds, as on a leaderboard row)."""
+    return digest({k: v for k, v in identity_payload.items() if k not in ("seed", "tasks", *TIMING_FIELDS)})

@@ -354,3 +354,21 @@ def test_a_timed_run_shares_its_untimed_twins_row_and_each_seed_counts_once(stor
     shown = compact(runs, store.metrics()).set_index("id")  # `sparsebench results` shows the same row
     assert list(shown.index) == ["1,2,3", "4"] and shown.loc["1,2,3", "seeds"] == 2
     assert shown.loc["1,2,3", "toy-acc"] == estimate(untimed).text()
+
+
+def test_a_row_scored_on_other_tasks_shows_the_speedup_timed_for_its_pruning(store):
+    """SYNTHETIC records: wanda 50% timed while scoring toy-acc (run 1); the same pruning scored on
+    toy-ppl only (run 2, `--task`) shows run 1's speedup and names its spec hash; wanda 70% on toy-ppl, whose
+    pruning nobody timed, says "not measured"."""
+    from sparsebench.site.tables import Frames, run_table
+    from sparsebench.testing import synthetic_run
+
+    acc, ppl = ("toy-acc", "1", "accuracy", True), ("toy-ppl", "1", "perplexity", False)
+    store.write_run(synthetic_run("wanda", "tiny-a", 0.6, task=acc, kernels=(("dense", "ok", 1.0, None), ("bitmap", "ok", 1.37, None))))
+    store.write_run(synthetic_run("wanda", "tiny-a", 30.0, task=ppl))
+    store.write_run(synthetic_run("wanda", "tiny-a", 90.0, task=ppl, sparsity=0.7))
+    frames = Frames(store.runs(), store.metrics(), store.timings())
+    assert frames.same_pruning([2]) == [1, 2] and frames.same_pruning([3]) == [3]
+    speed = {r.prov.run_href.rsplit("/", 1)[1]: r.cells[-3].text for r in run_table(frames, frames.runs, "t", "").rows}
+    timed = frames.spec_hash(1)[:8]
+    assert speed == {"1.html": "1.37× (bitmap, prefill)", "2.html": f"1.37× (bitmap, prefill; timed by {timed})", "3.html": "not measured"}
