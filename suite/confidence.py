@@ -20,7 +20,12 @@ p-value (two-sided) is McNemar's exact test when both arms are one run each with
 (accuracies: the binomial test of the discordant pairs, ``scipy.stats.binomtest``; McNemar,
 1947), and otherwise the paired bootstrap's: the fraction of resampled Δ at least as far from
 the observed Δ as the observed Δ is from 0, ``(count + 1) / (resamples + 1)`` (Davison &
-Hinkley, 1997, §4.4). A run compared with itself gives Δ = 0 and p = 1.
+Hinkley, 1997, §4.4), measured on the aggregate's test scale: the metric itself for means, its
+log for perplexity (the difference in mean NLL per token). That p-value is not invariant to a
+monotone transform of the metric, and on the perplexity scale the exponential lets a few
+high-loss windows spread the resampled Δ so wide that a collapsed model (perplexity in the
+millions on every window) would not be distinguishable from one at 156. The interval stays on
+the metric's own scale. A run compared with itself gives Δ = 0 and p = 1.
 
 Not to be mixed with :mod:`sparsebench.stats`, the methods' calibration statistics.
 """
@@ -167,6 +172,8 @@ def compare(a: Sequence[ItemScores], b: Sequence[ItemScores], resamples: int = R
     if len(a) == 1 and len(b) == 1 and a[0].binary and b[0].binary:
         p, test = mcnemar_exact(a[0], b[0]), MCNEMAR
     else:
-        far = np.abs(deltas - delta) >= abs(delta) - 1e-12 * max(1.0, abs(delta))
+        scale = AGGREGATES[a[0].aggregate].test_scale
+        shifts, shift = scale(sb) - scale(sa), float(scale(np.float64(vb)) - scale(np.float64(va)))
+        far = np.abs(shifts - shift) >= abs(shift) - 1e-12 * max(1.0, abs(shift))
         p, test = float((far.sum() + 1) / (resamples + 1)), BOOTSTRAP
     return Comparison(va, vb, delta, interval, min(1.0, p), test, len(a[0].ids))

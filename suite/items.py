@@ -41,6 +41,7 @@ class Aggregate:
     value: Callable[[np.ndarray, np.ndarray | None], np.ndarray]  # (scores, tokens) -> value over the last axis
     needs_tokens: bool
     describe: str
+    test_scale: Callable[[np.ndarray], np.ndarray] = np.asarray  # where a paired test measures distances (confidence.compare)
 
 
 def _mean(scores: np.ndarray, tokens: np.ndarray | None) -> np.ndarray:
@@ -55,7 +56,7 @@ def _perplexity(scores: np.ndarray, tokens: np.ndarray | None) -> np.ndarray:
 AGGREGATES: Mapping[str, Aggregate] = MappingProxyType({
     a.name: a for a in (
         Aggregate("mean", _mean, False, "mean of the item scores"),
-        Aggregate("perplexity", _perplexity, True, "exp(total NLL / total tokens) over windows"),
+        Aggregate("perplexity", _perplexity, True, "exp(total NLL / total tokens) over windows", np.log),
     )
 })
 

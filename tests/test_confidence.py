@@ -127,3 +127,17 @@ def test_seeds_that_agree_have_an_sd_of_exactly_zero():
     same = ItemScores.of(range(50), [float(i % 3 == 0) for i in range(50)])  # mean 0.34: 3 x 0.34 rounds away from 0
     assert seed_summary([same, same, same]).sd == 0.0 and seed_sd([0.38, 0.38, 0.38]) == 0.0
     assert seed_sd([0.3, 0.4]) == pytest.approx(0.0707107, abs=1e-6)
+
+
+def test_perplexity_is_tested_on_the_log_scale():
+    """Four windows, B far worse on every one (NLL 15-20 nats per token against 5): on the
+    perplexity scale the exponential spreads the resampled Δ so wide that p would exceed 0.05;
+    on the log scale (mean NLL per token) no resample comes near 0. The interval stays in perplexity."""
+    tokens = [100, 100, 100, 100]
+    a = ItemScores.of(range(4), [500.0] * 4, tokens, aggregate="perplexity")
+    b = ItemScores.of(range(4), [1500.0, 1600.0, 1700.0, 2000.0], tokens, aggregate="perplexity")
+    c = compare([a], [b])
+    assert c.test == BOOTSTRAP and c.p_value == pytest.approx(1 / 1001)
+    assert c.delta == pytest.approx(np.exp(17) - np.exp(5)) and c.interval.low > 0
+    deltas = np.array([np.exp(np.mean(np.array([15, 16, 17, 20])[np.random.default_rng(k).integers(0, 4, 4)])) for k in range(1000)])
+    assert np.mean(np.abs(deltas - np.exp(17)) >= np.exp(17)) > 0.05  # what the perplexity scale would give
