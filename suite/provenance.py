@@ -41,13 +41,20 @@ def git_sha() -> str:
 
 
 def _cpu_name() -> str:
+    """The CPU's model name with, where /proc/cpuinfo gives them, its family, model and widest
+    vector ISA: a VM's generic name ("AMD EPYC") covers generations that run different kernel
+    code (AVX2 or AVX-512) and reach different speedups, whose timings must not be pooled."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        first = Path("/proc/cpuinfo").read_text().split("\n\n", 1)[0]
     except OSError:
-        pass
-    return platform.processor() or platform.machine()
+        return platform.processor() or platform.machine()
+    info = {k.strip(): v.strip() for k, _, v in (line.partition(":") for line in first.splitlines())}
+    name = info.get("model name") or platform.processor() or platform.machine()
+    flags = set(info.get("flags", "").split())
+    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else ""
+    generation = f"family {info['cpu family']} model {info['model']}" if "cpu family" in info and "model" in info else ""
+    detail = ", ".join(d for d in (generation, isa) if d)
+    return f"{name} ({detail})" if detail else name
 
 
 def hardware(device: str | torch.device = "cpu") -> dict[str, Any]:
@@ -94,7 +101,8 @@ def hardware_name(device: str | torch.device = "cpu") -> str:
 def hardware_label(device: str | torch.device = "cpu") -> str:
     """Short label for timing rows and tables: the GPU name on CUDA, else the CPU name and thread count."""
     name = hardware_name(device)
-    return name if torch.device(device).type == "cuda" else f"{name} ({torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return name if torch.device(device).type == "cuda" else f"{name} ({threads} thread{'' if threads == 1 else 's'})"
 
 
 DIGEST_FILE = ".sparsebench-sha256"  # the cached digest of a folder, next to the key of its files' metadata

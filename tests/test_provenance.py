@@ -33,7 +33,23 @@ def test_threads_are_provenance_and_the_hardware_name_has_none():
     finally:
         torch.set_num_threads(before)
     assert one[0] == 1 and two[0] == 2 and one[1] == two[1]
-    assert provenance.hardware_label("cpu").endswith(f"({before} threads)")
+    assert provenance.hardware_label("cpu").endswith(f"({before} thread{'' if before == 1 else 's'})")
+
+
+def test_the_cpu_name_tells_generations_with_one_model_name_apart(monkeypatch, tmp_path):
+    """Two VMs that both call their CPU "AMD EPYC" (Zen 3 with AVX2, Zen 4 with AVX-512) get different
+    hardware names, so their timings are never pooled; a CPU without these fields keeps its name."""
+    def name_for(cpuinfo: str) -> str:
+        (tmp_path / "cpuinfo").write_text(cpuinfo)
+        real = provenance.Path
+        monkeypatch.setattr(provenance, "Path", lambda p: real(tmp_path / "cpuinfo") if p == "/proc/cpuinfo" else real(p))
+        return provenance.hardware_name("cpu")
+
+    block = "processor\t: {n}\ncpu family\t: 25\nmodel\t\t: {model}\nmodel name\t: AMD EPYC\nflags\t\t: fpu avx2 {more}\n"
+    zen3 = name_for(block.format(n=0, model=1, more="") + "\n" + block.format(n=1, model=1, more=""))
+    zen4 = name_for(block.format(n=0, model=17, more="avx512f avx512_bf16"))
+    assert zen3 == "AMD EPYC (family 25 model 1, AVX2)" and zen4 == "AMD EPYC (family 25 model 17, AVX-512)"
+    assert name_for("processor\t: 0\nmodel name\t: Some CPU\n") == "Some CPU"
 
 
 def test_folder_digest_follows_the_content_and_is_cached(tmp_path):
