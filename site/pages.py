@@ -107,13 +107,13 @@ def _speedup_plots(frames: Frames, runs: pd.DataFrame, quality: Callable[[int], 
         dense = runs[(runs["method"] == "dense") & (runs["model"] == model)]
         pts += [Point(1.0, v, "dense", f"dense · reference (1×) · {v:.4g}") for r in dense.itertuples()
                 if (v := quality(int(r.id))) is not None]
-        plots.append(scatter(
+        plots.append(dataclasses.replace(scatter(
             pts, title=f"{title} vs measured {scope} speedup — {model} on {hardware}", x_label=f"measured {scope} speedup vs dense (×)",
             y_label=y_label, y_higher=higher, x_include=(1.0,),
             caption="One point per run: its best measured speedup (the fastest kernel for sparse runs, the smaller dense model "
                     "for structured ones) against the dense model, timed in the same process. Ringed points form the Pareto "
                     "front: no other run is both faster and better. Unsupported or failed kernels are not plotted (see the table).",
-        ))
+        ), subject=hardware))
     return plots
 
 

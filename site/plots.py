@@ -63,6 +63,7 @@ class Plot:
     front: str  # SVG polyline points of the Pareto front
     lines: tuple[tuple[str, str, str], ...]  # (points, color, label) reference curves
     caption: str
+    subject: str = ""  # what sets it apart from its board's other plots of one kind (the hardware); part of its file name
 
 
 def pareto(points: Sequence[Point], x_higher: bool, y_higher: bool) -> list[Point]:

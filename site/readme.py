@@ -89,7 +89,8 @@ def readme_block(frames: Frames, env: Environment, image_dir: str = IMAGE_DIR, t
                       f"{label}; value [95% interval], seeds as mean ±sd.", "", table, ""]
             for p in central_plots(frames, runs):
                 scope = "decode" if "decode" in p.x_label else "prefill"
-                path = f"{image_dir}/{slug(f'{suite}-v{version}-{subset}-{model}' if subset else f'{suite}-v{version}-{model}')}-{scope}.svg"
+                board = f"{suite}-v{version}-{subset}-{model}" if subset else f"{suite}-v{version}-{model}"
+                path = f"{image_dir}/{slug(f'{board}-{p.subject}' if p.subject else board)}-{scope}.svg"  # one per hardware
                 images[path] = env.get_template("plot.svg").render(p=p)
                 parts += [f"![{p.title}]({path})", ""]
     parts.append(END)

@@ -90,6 +90,19 @@ def test_the_central_plot_is_a_standalone_svg_with_its_own_style(tmp_path):
     assert svg.lstrip().startswith("<svg") and "<style>" in svg and svg.count("<circle") >= 2
 
 
+def test_each_hardware_gets_its_own_central_plot_file(tmp_path):
+    """Runs timed on two machines make two plots per phase, each in its own file named after its hardware, both linked."""
+    store = Store(f"sqlite:///{tmp_path / 'r.db'}")
+    piqa = (("piqa", "1", "acc", True), 0.6)
+    store.write_run(synthetic_run("dense", "llama", 0.6, sparsity=0.0, task=ACC, more=(piqa,)))
+    for hardware, speedup in (("cpu-a", 1.4), ("cpu-b", 1.1)):
+        store.write_run(synthetic_run("wanda", "llama", 0.5, task=ACC, more=(piqa,), kernels=(("csr", "ok", speedup, None),),
+                                      hardware=hardware))
+    block = readme.readme_block(_frames(store), environment())
+    assert len(block.images) == 2 and all(path in block.markdown for path in block.images)
+    assert {("cpu-a" in p, "cpu-b" in p) for p in block.images} == {(True, False), (False, True)}
+
+
 def test_the_committed_readme_is_up_to_date_with_the_published_results():
     """CI fails when results/ changed and `sparsebench site readme` was not run."""
     if not (REPO / "results").is_dir() or shutil.which("git") is None:
