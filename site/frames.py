@@ -54,8 +54,8 @@ class Frames:
 
     def same_pruning(self, run_ids: Sequence[int]) -> list[int]:
         """``run_ids`` and every other run of the same pruning (whatever tasks it scored), in id order."""
-        keys = set(self.prunings.reindex([int(i) for i in run_ids]).dropna())
-        return sorted({int(i) for i in run_ids} | {int(i) for i, k in self.prunings.items() if k in keys})
+        keys = self.prunings.reindex([int(i) for i in run_ids]).dropna()
+        return sorted({int(i) for i in run_ids} | set(self.prunings.index[self.prunings.isin(keys)].astype(int)))
 
     def item_lists(self, run_ids: Sequence[int], key: MetricKey) -> list | None:
         """The per-item scores of ``key`` of each seed's run (:meth:`per_seed`; None unless every one has them)."""
