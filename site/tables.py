@@ -17,6 +17,8 @@ from typing import Any
 
 import pandas as pd
 
+from sparsebench.results import speedup_text
+
 from .frames import Frames, MetricKey
 from .significance import BEST, BEST_TITLE, TIE_TITLE, best_marks, delta_text, delta_vs_dense, run_rows
 
@@ -98,7 +100,8 @@ def pruned_model_rows(t: pd.DataFrame) -> pd.DataFrame:
 
 
 def best_speedup(frames: Frames, run_ids: Sequence[int]) -> tuple[float | None, str]:
-    """Best measured end-to-end speedup of a row's pruning and how to describe it ("unsupported" is
+    """Best measured end-to-end speedup of a row's pruning and how to describe it: the median ratio
+    with its p10-p90 range (:func:`~sparsebench.results.speedup_text`), kernel and phase ("unsupported" is
     said so). A row scored on other tasks than the run that timed its pruning (``--task``) shows
     that run's speedup, naming its spec hash (a stable name: ``results/runs/MODEL/HASH.json``,
     ``sparsebench compare HASH ...``): the pruned model is the same."""
@@ -112,7 +115,8 @@ def best_speedup(frames: Frames, run_ids: Sequence[int]) -> tuple[float | None, 
     best = ok.loc[ok["speedup"].idxmax()]
     timed_by = int(best["run_id"])
     elsewhere = "" if timed_by in {int(i) for i in run_ids} else f"; timed by {frames.spec_hash(timed_by)[:8]}"
-    return float(best["speedup"]), f"{best['speedup']:.2f}× ({best['kernel']}, {best['scope']}{elsewhere})"
+    spread = speedup_text(frames.run_timings(timed_by), best)
+    return float(best["speedup"]), f"{spread} ({best['kernel']}, {best['scope']}{elsewhere})"
 
 
 def provenance(run: Any, root: str, stale: bool = False) -> Provenance:
@@ -183,7 +187,7 @@ def run_table(frames: Frames, runs: pd.DataFrame, table_id: str, root: str, show
     cols += [Column("pattern"), Column("sparsity", True, "target"), Column("achieved", True, "measured on the pruned weights")]
     cols += [Column(metric_label(k, frames.higher.get(k, False)), True, "value [95% interval]; with several seeds: mean ±sd [interval]")
              for k in keys]
-    cols += [Column("speedup", True, "best measured end-to-end speedup vs dense"), Column("seed", True), Column("provenance")]
+    cols += [Column("speedup", True, "best measured end-to-end speedup vs dense [p10-p90 range: dense p10 / p90 to dense p90 / p10]"), Column("seed", True), Column("provenance")]
     ordered = runs.sort_values(ROW_ORDER)
     groups = run_groups(frames, runs)
     by_id = ordered.set_index("id", drop=False)

@@ -181,12 +181,18 @@ def _seed_list(seed: int | None, seeds: str | None) -> list[int]:
 
 
 def _print_compact(store, run_ids) -> None:  # noqa: ANN001
-    from .results import compact
+    import pandas as pd
+
+    from .results import compact, latency
     from .terminal import fit
 
     runs = store.runs(id=list(run_ids))
     if not runs.empty:
         click.echo(fit(compact(runs, store.metrics(runs["id"].tolist()))))
+    timings = pd.concat([store.timings(run_id=i) for i in run_ids]) if run_ids else pd.DataFrame()
+    if not timings.empty and (timings["scope"] != "layer").any():
+        click.echo("\nlatency (speedup = dense median / median, [p10-p90 range], beside the FLOP ideal and the bytes bound):")
+        click.echo(fit(latency(timings)))
 
 
 @cli.command("list")

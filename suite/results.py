@@ -6,6 +6,7 @@
 - :func:`long_form`: one row per run, task and metric, with the metric's details (split,
   subset seed and hash, data source, ...) nested (``json``) or flattened to ``details.*``
   columns (``csv``);
+- :func:`latency`: a run's end-to-end timings, each speedup beside its p10-p90 range and limits;
 - :func:`stale_runs`: the runs whose method source has changed since they were stored.
 """
 
@@ -139,6 +140,47 @@ def compact(runs: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
         out = out.drop(columns=["seeds"])
     ordered = list(dict.fromkeys(columns.values()))
     return out.reindex(columns=[c for c in out.columns if c not in ordered] + ordered)
+
+
+def timing_range(timings: pd.DataFrame, row: Any) -> tuple[float, float] | None:
+    """The p10-p90 range (:func:`~sparsebench.timing.speedup_range`) of timing ``row``'s speedup,
+    against the ``dense`` row its run timed in the same scope; None where either lacks percentiles."""
+    from .timing import speedup_range
+
+    dense = timings[(timings["run_id"] == row.run_id) & (timings["scope"] == row.scope) & (timings["kernel"] == "dense")
+                    & (timings["status"] == "ok")]
+    if dense.empty:
+        return None
+    d = dense.iloc[0]
+    ends = [_num(v) for v in (d["p10_s"], d["p90_s"], row.p10_s, row.p90_s)]
+    if any(v is None for v in ends):
+        return None
+    return speedup_range((ends[0], ends[1]), (ends[2], ends[3]))
+
+
+def speedup_text(timings: pd.DataFrame, row: Any) -> str:
+    """``1.35× [1.13, 1.55]``: the median speedup of timing ``row`` and its p10-p90 range."""
+    spread = timing_range(timings, row)
+    return f"{row.speedup:.2f}×" + (f" [{spread[0]:.2f}, {spread[1]:.2f}]" if spread else "")
+
+
+def latency(timings: pd.DataFrame) -> pd.DataFrame:
+    """One row per end-to-end timing (``Store.timings()`` rows; per-layer rows are left out): the
+    run, scope, kernel and status, the median, the speedup with its p10-p90 range, and the
+    limits it is read against (the FLOP ideal, the bytes bound); the reason where not ``ok``."""
+    cols = ["run", "scope", "kernel", "status", "median_ms", "speedup [p10-p90]", "ideal", "bytes_bound", "hardware", "reason"]
+    t = timings[timings["scope"] != "layer"] if not timings.empty else timings
+    rows = []
+    for r in t.itertuples():
+        ok = r.status == "ok"
+        details = r.details if isinstance(r.details, dict) else {}
+        rows.append({"run": r.run_id, "scope": r.scope, "kernel": r.kernel, "status": r.status,
+                     "median_ms": f"{r.median_s * 1e3:.4g}" if ok else "-", "speedup [p10-p90]": ("1.00× (reference)" if r.kernel == "dense" else speedup_text(t, r)) if ok else "-",
+                     "ideal": f"{r.ideal_speedup:.2f}×" if _num(r.ideal_speedup) else "-",
+                     "bytes_bound": f"{details['bytes_bound']:.2f}×" if details.get("bytes_bound") else "-",
+                     "hardware": r.hardware, "reason": r.reason or ""})
+    out = pd.DataFrame(rows, columns=cols)
+    return out.drop(columns=["reason"]) if not out["reason"].any() else out
 
 
 def long_form(results: pd.DataFrame) -> pd.DataFrame:

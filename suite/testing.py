@@ -136,7 +136,8 @@ def synthetic_timing(kernel: str, status: str, speedup: float | None, reason: st
     dense = 1e-3
     return dict(scope=scope, kernel=kernel, status=status, reason=reason, pattern=pattern, sparsity=sparsity, dtype="float32",
                 device=device, hardware=hardware, shape={"out": 64, "in": 64, "tokens": 16},
-                median_s=dense / speedup if ok else None, p10_s=None, p90_s=None, iterations=10 if ok else None,
+                median_s=dense / speedup if ok else None, p10_s=0.95 * dense / speedup if ok else None,
+                p90_s=1.05 * dense / speedup if ok else None, iterations=10 if ok else None,
                 dense_median_s=dense if ok else None, speedup=speedup if ok else None,
                 ideal_speedup=1 / (1 - sparsity) if sparsity < 1 else None, max_abs_error=0.0 if ok else None,
                 threads=2, details={"synthetic": True})

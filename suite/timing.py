@@ -14,6 +14,8 @@ samples are needed here for honest percentiles, so the loop is ours.)
 
 from __future__ import annotations
 
+import math
+
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -99,6 +101,18 @@ def pooled(timings: Sequence[Timing]) -> Timing:
     first = timings[0]
     return Timing(tuple(s for t in timings for s in t.samples), first.threads, first.device, first.clock, first.cache,
                   {**first.extra, "rounds": len(timings)})
+
+
+def speedup_range(dense: tuple[float, float], sparse: tuple[float, float]) -> tuple[float, float]:
+    """The spread of a speedup (dense median / sparse median) over the calls timed: from dense p10 /
+    sparse p90 (the slowest sparse calls against the fastest dense ones) to dense p90 / sparse p10.
+
+    ``dense`` and ``sparse`` are (p10, p90) in seconds. A range that holds 1.0 says the two were
+    not told apart on this machine, whatever the median ratio says."""
+    (d10, d90), (s10, s90) = dense, sparse
+    if not all(math.isfinite(v) and v > 0 for v in (d10, d90, s10, s90)) or d10 > d90 or s10 > s90:
+        raise ValueError(f"speedup_range needs positive p10 <= p90, got dense {dense} and sparse {sparse}")
+    return d10 / s90, d90 / s10
 
 
 def interleaved_order(n: int, rounds: int) -> Iterator[int]:

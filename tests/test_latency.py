@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import copy
 
 import pytest
@@ -178,6 +180,28 @@ def test_run_stores_end_to_end_records(tiny_model_dirs, store, monkeypatch):
     assert result.record.identity.cache == "hot"
     assert set(t["scope"]) == {"prefill", "decode"} and (t["status"] == "ok").all()
     assert t["speedup"].notna().all() and t["ideal_speedup"].notna().all()
+    from sparsebench.results import latency as latency_view
+    from sparsebench.results import timing_range
+
+    for r in t[t["kernel"] != "dense"].itertuples():  # the median ratio lies inside its p10-p90 range
+        low, high = timing_range(t, r)
+        assert low <= r.speedup <= high
+    view = latency_view(t)
+    assert len(view) == 6 and (view.loc[view["kernel"] == "dense", "speedup [p10-p90]"] == "1.00× (reference)").all()
+    assert view.loc[view["kernel"] == "csr", "speedup [p10-p90]"].str.fullmatch(r"\d+\.\d\d× \[\d+\.\d\d, \d+\.\d\d\]").all()
+
+
+def test_run_prints_each_speedup_with_its_range(tiny_model_dirs, store, monkeypatch, capsys):
+    import sparsebench.latency as latency
+    from sparsebench.cli import _print_compact
+
+    monkeypatch.setattr(latency, "E2EConfig", lambda: QUICK)
+    spec = RunSpec(method="magnitude", model=str(tiny_model_dirs["llama"]), suite="unit", sparsity=0.5, kernels=("csr",))
+    result = run(spec, store, progress=False)
+    _print_compact(store, [result.run_id])
+    out = capsys.readouterr().out
+    assert "latency (speedup = dense median / median, [p10-p90 range]" in out
+    assert len([line for line in out.splitlines() if " csr " in line and "×  [" not in line and re.search(r"× \[[\d.]+, [\d.]+\]", line)]) == 2
 
 
 def test_plan_accepts_auto_and_checks_the_timing_options(tiny_model_dirs):

@@ -348,7 +348,7 @@ def test_a_timed_run_shares_its_untimed_twins_row_and_each_seed_counts_once(stor
     table = run_table(frames, frames.runs, "t", "")
     texts = [[c.text for c in r.cells] for r in table.rows]
     (cells,) = [t for t in texts if "0,1" in t]
-    assert "1.37× (bitmap, prefill)" in cells and estimate(untimed).text() in cells
+    assert "1.37× [1.24, 1.51] (bitmap, prefill)" in cells and estimate(untimed).text() in cells
     from sparsebench.results import compact
 
     shown = compact(runs, store.metrics()).set_index("id")  # `sparsebench results` shows the same row
@@ -371,4 +371,4 @@ def test_a_row_scored_on_other_tasks_shows_the_speedup_timed_for_its_pruning(sto
     assert frames.same_pruning([2]) == [1, 2] and frames.same_pruning([3]) == [3]
     speed = {r.prov.run_href.rsplit("/", 1)[1]: r.cells[-3].text for r in run_table(frames, frames.runs, "t", "").rows}
     timed = frames.spec_hash(1)[:8]
-    assert speed == {"1.html": "1.37× (bitmap, prefill)", "2.html": f"1.37× (bitmap, prefill; timed by {timed})", "3.html": "not measured"}
+    assert speed == {"1.html": "1.37× [1.24, 1.51] (bitmap, prefill)", "2.html": f"1.37× [1.24, 1.51] (bitmap, prefill; timed by {timed})", "3.html": "not measured"}

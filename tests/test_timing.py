@@ -167,3 +167,14 @@ def test_interleaved_rounds_alternate_their_order_and_pool_every_rounds_samples(
     timed = interleaved({"dense": timer("dense", 1.0), "csr": timer("csr", 0.5)}, rounds=4)
     assert calls == ["dense", "csr", "csr", "dense", "dense", "csr", "csr", "dense"]
     assert timed["dense"].iterations == 8 and timed["dense"].extra["rounds"] == 4 and timed["csr"].median == 0.75
+
+
+def test_the_speedup_range_pairs_the_fast_end_of_one_with_the_slow_end_of_the_other():
+    from sparsebench.timing import speedup_range
+
+    assert speedup_range((0.9, 1.1), (0.45, 0.6)) == pytest.approx((1.5, 1.1 / 0.45))
+    low, high = speedup_range((1.0, 1.0), (1.0, 1.0))
+    assert low == high == 1.0
+    for dense, sparse in (((1.1, 0.9), (0.5, 0.6)), ((0.9, 1.1), (0.0, 0.6)), ((float("nan"), 1.0), (0.5, 0.6))):
+        with pytest.raises(ValueError):
+            speedup_range(dense, sparse)
