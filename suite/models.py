@@ -9,13 +9,14 @@ was actually loaded is recorded with every run.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import json
 import os
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
@@ -140,6 +141,20 @@ def resolve_weights(entry: ModelEntry) -> Resolved:
     if found.source.kind == "hub" and found.path.parent.name == "snapshots":
         found = replace(found, revision=found.path.name)  # the commit actually downloaded
     return found
+
+
+@contextlib.contextmanager
+def transformers_progress(enabled: bool) -> Iterator[None]:
+    """transformers' own progress bars (loading weights, GGUF conversion) on or off inside the
+    block, as the caller's ``--no-progress`` says; the previous setting is restored after."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    (hf_logging.enable_progress_bar if enabled else hf_logging.disable_progress_bar)()
+    try:
+        yield
+    finally:
+        (hf_logging.enable_progress_bar if was else hf_logging.disable_progress_bar)()
 
 
 def load_model(entry: ModelEntry, device: str | torch.device = "cpu", dtype: str | None = None) -> LoadedModel:

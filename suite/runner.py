@@ -23,7 +23,7 @@ from .data import Resolved, resolve
 from .drivers import choose_driver
 from .errors import InvalidSpecError, VerificationError
 from .masks import MaskReport, fingerprint, own_zeros, require, verify
-from .models import LANGUAGE_MODEL_KINDS, ModelEntry, load_model, resolve_model, resolve_weights
+from .models import LANGUAGE_MODEL_KINDS, ModelEntry, load_model, resolve_model, resolve_weights, transformers_progress
 from .patterns import Structured, Unstructured, resolve_sparsity
 from .pruning import Method, PruneContext, methods
 from .record import RunRecord, build_record, measurements
@@ -204,7 +204,8 @@ def _execute(p: Plan, identity: Identity, weights: Resolved, sources: dict[str, 
     device = torch.device(spec.device)
     torch.manual_seed(spec.seed)
     echo(f"loading {p.model.name} from {weights.source.describe()} ...")
-    loaded = load_model(p.model, torch.device("cpu") if spec.offload else device)
+    with transformers_progress(progress):
+        loaded = load_model(p.model, torch.device("cpu") if spec.offload else device)
     converted = provenance.converted_weights(weights)
     if converted is not None:
         echo(f"converted fp32 weights: {converted['path']} (sha256 {converted['sha256'][:12]})")

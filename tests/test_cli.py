@@ -98,6 +98,10 @@ def test_run_stores_once_and_skips_the_same_spec(capsys, tmp_path, tiny_model_di
     code, out, err = _run_cli(capsys, *args)
     assert code == 0 and "stored run 1" in err and "lambada-ppl" in out
     assert f"from local folder {tiny_model_dirs['gpt2'].resolve()} ..." in err and "$SPARSEBENCH_DATA_DIR" not in err
+    assert "Loading weights" not in err and "it/s]" not in err  # --no-progress quiets transformers' bars too
+    from transformers.utils.logging import is_progress_bar_enabled
+
+    assert is_progress_bar_enabled()  # and leaves them as they were after the run
     code, out, err = _run_cli(capsys, *args)
     assert code == 0 and "already stored as run 1" in err
     assert _rows(db) == 1
