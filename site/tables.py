@@ -99,24 +99,28 @@ def pruned_model_rows(t: pd.DataFrame) -> pd.DataFrame:
     return t[~t["details"].map(lambda d: isinstance(d, dict) and d.get("model_state") == UNPRUNED)]
 
 
-def best_speedup(frames: Frames, run_ids: Sequence[int]) -> tuple[float | None, str]:
+def best_speedup(frames: Frames, run_ids: Sequence[int]) -> tuple[float | None, str, str]:
     """Best measured end-to-end speedup of a row's pruning and how to describe it: the median ratio
     with its p10-p90 range (:func:`~sparsebench.results.speedup_text`), kernel and phase ("unsupported" is
     said so). A row scored on other tasks than the run that timed its pruning (``--task``) shows
     that run's speedup, naming its spec hash (a stable name: ``results/runs/MODEL/HASH.json``,
-    ``sparsebench compare HASH ...``): the pruned model is the same."""
+    ``sparsebench compare HASH ...``): the pruned model is the same. The third value says where
+    it was timed (hardware and threads, dtype, cache regime): rows of one board may come from
+    different machines."""
     ids = frames.same_pruning(run_ids) if run_ids else []
     t = pruned_model_rows(pd.concat([frames.run_timings(i) for i in ids])) if ids else frames.timings.iloc[:0]
     if t.empty:
-        return None, "not measured"
+        return None, "not measured", ""
     ok = t[t["status"] == "ok"]
     if ok.empty:
-        return None, " / ".join(sorted(set(t["status"])))
+        return None, " / ".join(sorted(set(t["status"]))), ""
     best = ok.loc[ok["speedup"].idxmax()]
     timed_by = int(best["run_id"])
     elsewhere = "" if timed_by in {int(i) for i in run_ids} else f"; timed by {frames.spec_hash(timed_by)[:8]}"
     spread = speedup_text(frames.run_timings(timed_by), best)
-    return float(best["speedup"]), f"{spread} ({best['kernel']}, {best['scope']}{elsewhere})"
+    cache = best["details"].get("cache") if isinstance(best["details"], dict) else None
+    where = f"timed on {best['hardware']}, {best['dtype']}" + (f", {cache} cache" if cache else "")
+    return float(best["speedup"]), f"{spread} ({best['kernel']}, {best['scope']}{elsewhere})", where
 
 
 def provenance(run: Any, root: str, stale: bool = False) -> Provenance:
@@ -196,7 +200,7 @@ def run_table(frames: Frames, runs: pd.DataFrame, table_id: str, root: str, show
     for i, ids in enumerate(groups):
         r = next(by_id.loc[[ids[0]]].itertuples())
         baseline, stale = r.method in BASELINES, any(j in frames.stale for j in ids)
-        speed, speed_text = best_speedup(frames, ids)
+        speed, speed_text, timed_on = best_speedup(frames, ids)
         badge = " · ".join(b for b, on in (("baseline", baseline), ("stale", stale)) if on)
         cells = [Cell(r.method, r.method, f"{root}methods/{slug(r.method)}.html", badge, STALE if stale else ""),
                  Cell(r.model, r.model, f"{root}models/{slug(r.model)}.html")]
@@ -214,7 +218,7 @@ def run_table(frames: Frames, runs: pd.DataFrame, table_id: str, root: str, show
             note = delta_text(delta_vs_dense(frames, ids, k)) if deltas else ""
             cells.append(Cell(est.text() if est else "—", sort_key(est.value if est else None), title=title, mark=mark, note=note))
         seeds = ",".join(str(s) for s in sorted(by_id.loc[frames.per_seed(ids), "seed"]))
-        cells += [Cell(speed_text, sort_key(speed)), Cell(seeds, sort_key(int(r.seed))), Cell("details")]
+        cells += [Cell(speed_text, sort_key(speed), title=timed_on), Cell(seeds, sort_key(int(r.seed))), Cell("details")]
         rows.append(Row(tuple(cells), " ".join(c for c, on in (("baseline", baseline), ("stale", stale)) if on),
                         provenance(r, root, stale)))
     for p in placeholders:

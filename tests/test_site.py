@@ -369,6 +369,9 @@ def test_a_row_scored_on_other_tasks_shows_the_speedup_timed_for_its_pruning(sto
     store.write_run(synthetic_run("wanda", "tiny-a", 90.0, task=ppl, sparsity=0.7))
     frames = Frames(store.runs(), store.metrics(), store.timings())
     assert frames.same_pruning([2]) == [1, 2] and frames.same_pruning([3]) == [3]
-    speed = {r.prov.run_href.rsplit("/", 1)[1]: r.cells[-3].text for r in run_table(frames, frames.runs, "t", "").rows}
+    rows = run_table(frames, frames.runs, "t", "").rows
+    speed = {r.prov.run_href.rsplit("/", 1)[1]: r.cells[-3].text for r in rows}
+    where = {r.prov.run_href.rsplit("/", 1)[1]: r.cells[-3].title for r in rows}  # rows of a board may come from several machines
+    assert where == {"1.html": "timed on synthetic-cpu (2 threads), float32", "2.html": where["1.html"], "3.html": ""}
     timed = frames.spec_hash(1)[:8]
     assert speed == {"1.html": "1.37× [1.24, 1.51] (bitmap, prefill)", "2.html": f"1.37× [1.24, 1.51] (bitmap, prefill; timed by {timed})", "3.html": "not measured"}
