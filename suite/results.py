@@ -64,13 +64,15 @@ class Estimate:
 
         The value has 4 significant digits and the interval's ends 3 (a bootstrap percentile such as 0.6502
         says no more than 0.65); numbers of 100 or more (ends) or 10,000 or more (values) are whole numbers,
-        never exponents: ``2622 [2286, 3113]``, ``47594 [31773, 83461]``.
+        not exponents, up to a million: ``2622 [2286, 3113]``, ``47594 [31773, 83461]``; beyond it,
+        where the digits say nothing (a collapsed model's perplexity), 3 significant digits:
+        ``5.68e+13 [4.85e+12, 6.73e+14]``.
         """
 
         def end(x: float) -> str:
-            return f"{x:.0f}" if abs(x) >= 100 else f"{x:.3g}"
+            return f"{x:.3g}" if abs(x) >= 1e6 else f"{x:.0f}" if abs(x) >= 100 else f"{x:.3g}"
 
-        value = f"{self.value:.0f}" if abs(self.value) >= 1e4 else f"{self.value:.4g}"
+        value = f"{self.value:.3g}" if abs(self.value) >= 1e6 else f"{self.value:.0f}" if abs(self.value) >= 1e4 else f"{self.value:.4g}"
         sd = f" ±{self.sd:.2g}" if self.sd is not None else ""
         ci = f" [{end(self.low)}, {end(self.high)}]" if self.low is not None and self.high is not None else ""
         return f"{value}{sd}{ci}"

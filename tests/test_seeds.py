@@ -70,6 +70,8 @@ def test_an_interval_is_printed_to_three_significant_digits_and_the_value_to_fou
     assert Estimate(0.4533, 0.3567, 0.5434, sd=0.032, seeds=3).text() == "0.4533 ±0.032 [0.357, 0.543]"
     assert Estimate(2622.0, 2286.3, 3113.0).text() == "2622 [2286, 3113]"
     assert Estimate(47594.2, 31773.4, 83461.0).text() == "47594 [31773, 83461]"  # never 4.759e+04
+    assert Estimate(5.6775715444185e13, 4.853197021951e12, 6.72740813232159e14).text() == "5.68e+13 [4.85e+12, 6.73e+14]"
+    assert Estimate(999_999.4, 99_999.0, 1_000_001.0).text() == "999999 [99999, 1e+06]"
     assert Estimate(0.58).text() == "0.58"
 
 
