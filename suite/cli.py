@@ -214,8 +214,10 @@ def list_cmd(kind: str) -> None:
 @click.option("-t", "--task", default=None, help="Only this task's metrics.")
 @click.option("--stale", is_flag=True, help="Only runs whose method source has changed since they were stored.")
 @click.option("--long", "long_form", is_flag=True, help="One row per run, task and metric (csv and json always are).")
+@click.option("--latency", is_flag=True, help="The selected runs' end-to-end timings instead: each speedup with its p10-p90 range, "
+              "the FLOP ideal and the bytes bound, per kernel and phase.")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json", "markdown"]), default="table", show_default=True)
-def results(db, method, model, suite, pattern, task, stale, long_form, fmt) -> None:
+def results(db, method, model, suite, pattern, task, stale, long_form, latency, fmt) -> None:
     """Show stored results: one row per run with each task's primary metric as a column.
 
     Each value shows its 95% bootstrap interval over the task's items, e.g. 0.58 [0.48, 0.67].
@@ -228,6 +230,7 @@ def results(db, method, model, suite, pattern, task, stale, long_form, fmt) -> N
     metric's details (split, subset seed and hash, data source, ...): nested in json,
     as details.* columns in csv. --stale lists runs whose method's source code has changed
     since they ran (their spec hash no longer matches; run them again to refresh them).
+    --latency shows what the runs timed (`run --latency` or --kernels) rather than their scores.
     """
     from . import results as views
     from .store import Store
@@ -243,6 +246,14 @@ def results(db, method, model, suite, pattern, task, stale, long_form, fmt) -> N
         runs = runs[runs["id"].isin(m.loc[m["task"] == task, "run_id"])]
     if runs.empty:
         click.echo("no stale runs" if stale else "no results", err=True)
+        return
+    if latency:
+        timed = store.timings()
+        df = views.latency(timed[timed["run_id"].isin(runs["id"])] if not timed.empty else timed)
+        if df.empty:
+            click.echo("no end-to-end timings for these runs (time them with `sparsebench run --latency`)", err=True)
+            return
+        _echo_frame(df, fmt)
         return
     if fmt in ("csv", "json") or long_form:
         df = views.long_form(store.results(id=runs["id"].tolist()))
@@ -260,6 +271,17 @@ def results(db, method, model, suite, pattern, task, stale, long_form, fmt) -> N
     click.echo(df.to_markdown(index=False, floatfmt=".4g") if fmt == "markdown" else fit(df))
     if (n_stale := len(changed & set(runs["id"]))) and not stale:
         click.echo(f"note: {n_stale} of these runs used a method source that has changed since (see --stale)", err=True)
+
+
+def _echo_frame(df, fmt: str) -> None:  # noqa: ANN001
+    from .terminal import fit
+
+    if fmt == "csv":
+        click.echo(df.to_csv(index=False), nl=False)
+    elif fmt == "json":
+        click.echo(df.to_json(orient="records", indent=2, force_ascii=False))
+    else:
+        click.echo(df.to_markdown(index=False) if fmt == "markdown" else fit(df))
 
 
 def _add_extra_commands() -> None:

@@ -234,3 +234,17 @@ def test_latency_times_the_shrunk_model_or_the_fastest_kernels(capsys, tmp_path,
     code, out, _ = _run_cli(capsys, "run", "--db", f"sqlite:///{tmp_path / 'r.db'}", "--model", str(tiny_model_dirs["llama"]),
                             "--suite", "unit", "--latency", "--dry-run", *args)
     assert code == 0 and f"{timed} on " in out
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "markdown", "json"])
+def test_results_latency_shows_each_speedup_with_its_range(capsys, tmp_path, fmt):
+    from sparsebench.store import Store
+    from sparsebench.testing import synthetic_run
+
+    store = Store(f"sqlite:///{tmp_path / 'r.db'}")
+    store.write_run(synthetic_run("wanda", "llama", 30.0, kernels=(("dense", "ok", 1.0, None), ("csr", "ok", 1.3, None))))
+    store.write_run(synthetic_run("magnitude", "llama", 40.0))
+    code, out, _ = _run_cli(capsys, "results", "--db", f"sqlite:///{tmp_path / 'r.db'}", "--latency", "--format", fmt)
+    assert code == 0 and "1.30× [1.18, 1.44]" in out and "1.00× (reference)" in out  # dense p10 / csr p90 .. dense p90 / csr p10
+    code, _, err = _run_cli(capsys, "results", "--db", f"sqlite:///{tmp_path / 'r.db'}", "--latency", "-m", "magnitude")
+    assert code == 0 and "no end-to-end timings for these runs" in err
