@@ -237,8 +237,10 @@ def test_latency_times_the_shrunk_model_or_the_fastest_kernels(capsys, tmp_path,
 
 
 @pytest.mark.parametrize("fmt", ["table", "csv", "markdown", "json"])
-def test_results_latency_shows_each_speedup_with_its_range(capsys, tmp_path, fmt):
+def test_results_latency_shows_each_speedup_with_its_range(capsys, tmp_path, monkeypatch, fmt):
     from sparsebench.store import Store
+
+    monkeypatch.setenv("COLUMNS", "250")  # a table wider than the terminal wraps its cells
     from sparsebench.testing import synthetic_run
 
     store = Store(f"sqlite:///{tmp_path / 'r.db'}")

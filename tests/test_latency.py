@@ -196,6 +196,7 @@ def test_run_prints_each_speedup_with_its_range(tiny_model_dirs, store, monkeypa
     from sparsebench.cli import _print_compact
 
     monkeypatch.setattr(latency, "E2EConfig", lambda: QUICK)
+    monkeypatch.setenv("COLUMNS", "250")  # a table wider than the terminal wraps its cells
     spec = RunSpec(method="magnitude", model=str(tiny_model_dirs["llama"]), suite="unit", sparsity=0.5, kernels=("csr",))
     result = run(spec, store, progress=False)
     _print_compact(store, [result.run_id])
