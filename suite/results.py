@@ -70,7 +70,7 @@ class Estimate:
         """
 
         def end(x: float) -> str:
-            return f"{x:.3g}" if abs(x) >= 1e6 else f"{x:.0f}" if abs(x) >= 100 else f"{x:.3g}"
+            return f"{x:.0f}" if 100 <= abs(x) < 1e6 else f"{x:.3g}"
 
         value = f"{self.value:.3g}" if abs(self.value) >= 1e6 else f"{self.value:.0f}" if abs(self.value) >= 1e4 else f"{self.value:.4g}"
         sd = f" ±{self.sd:.2g}" if self.sd is not None else ""

@@ -15,7 +15,6 @@ samples are needed here for honest percentiles, so the loop is ours.)
 from __future__ import annotations
 
 import math
-
 import statistics
 import time
 from collections.abc import Callable, Iterator, Sequence
