@@ -203,6 +203,32 @@ def test_scores_do_not_depend_on_batch_size(tiny_model_dirs):
     assert {r.name for r in results[1]} == {"acc", "acc_norm"}
 
 
+@pytest.mark.parametrize("task", ["hellaswag", "arc_easy"])  # hellaswag: lm-eval's process_docs rewrites each doc
+def test_subset_scores_equal_lm_evals_own_selection(tiny_model_dirs, task):
+    """The subset handed to lm-eval as the whole split scores every document as lm-eval's own
+    ``samples=`` selection over the full split does, under the split's document indices."""
+    from lm_eval.models.huggingface import HFLM
+
+    from sparsebench.tasks.zeroshot.task import _without_lm_eval_run_metadata
+
+    loaded = _tiny_loaded(tiny_model_dirs["llama"])
+    t = tasks.get(task).from_mapping({"limit": 5, "split": "validation", "batch_size": 3})
+    rows = {r.name: r for r in t.evaluate(loaded, progress=False)}
+    prepared = t.prepare()
+    name = prepared.lm_task.config.task
+    indices = subset_indices(len(prepared.lm_task.eval_docs), 5, 0)
+    with _without_lm_eval_run_metadata():
+        out = lm_eval.simple_evaluate(model=HFLM(pretrained=loaded.model, tokenizer=loaded.processor, batch_size=3),
+                                      tasks=[prepared.lm_task], num_fewshot=0, batch_size=3,
+                                      samples={name: indices}, log_samples=True)
+    ref = {x["doc_id"]: x["acc"] for x in out["samples"][name] if x["filter"] == "none"}
+    got = rows["acc"].items
+    assert sorted(ref) == indices and len(indices) == 5
+    assert dict(zip((int(i) for i in got.ids), got.scores)) == ref
+    assert rows["acc"].value == pytest.approx(out["results"][name]["acc,none"], abs=1e-12)
+    assert rows["acc"].details["docs_in_split"] == len(prepared.lm_task.eval_docs) > 5
+
+
 def test_evaluation_never_builds_lm_evals_whole_index(tiny_model_dirs, monkeypatch):
     """Only the evaluated task's folder of lm-eval's task tree is indexed (the whole index costs ~5 s)."""
     import lm_eval.tasks
