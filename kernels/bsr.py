@@ -7,13 +7,13 @@ from typing import Any
 
 import torch
 
-from sparsebench.kernel import Kernel, KernelUnsupported, Support, kernels, nbytes
+from sparsebench.kernel import KernelUnsupported, Support, kernels
 
-from .csr import int32_indices, sparse_linear
+from .csr import TorchSparseKernel, int32_indices
 
 
 @kernels.register("bsr")
-class BSR(Kernel):
+class BSR(TorchSparseKernel):
     description = "torch sparse BSR matmul with square blocks (blocksize, default 16); pays off for block patterns"
     support = Support(dtypes=(torch.float32,), devices=("cpu", "cuda"), limits="torch's CPU sparse BSR kernels have no 16-bit types")
 
@@ -34,15 +34,6 @@ class BSR(Kernel):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             return int32_indices((weight * mask.to(weight.dtype)).to_sparse_bsr((b, b)))
-
-    def apply(self, packed: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        return sparse_linear(packed, x)
-
-    def copy_packed(self, packed: torch.Tensor, weight: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        return packed.clone()
-
-    def packed_bytes(self, packed: torch.Tensor) -> int:
-        return nbytes(packed)
 
     def details(self, packed: Any) -> dict[str, Any]:
         b = self.blocksize

@@ -39,15 +39,9 @@ def sparse_linear(packed: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return y.reshape(*x.shape[:-1], packed.shape[0])
 
 
-@kernels.register("csr")
-class CSR(Kernel):
-    description = "torch sparse CSR matmul (MKL on CPU, cuSPARSE on CUDA), int32 indices; any mask"
-    support = Support(dtypes=(torch.float32,), devices=("cpu", "cuda"), limits="torch's CPU sparse CSR kernels have no 16-bit types")
-
-    def pack(self, weight: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        with warnings.catch_warnings():  # "sparse CSR support is in beta"
-            warnings.simplefilter("ignore", UserWarning)
-            return int32_indices((weight * mask.to(weight.dtype)).to_sparse_csr())
+class TorchSparseKernel(Kernel):
+    """A kernel whose packed weight is one torch sparse tensor (CSR or BSR layout), applied by
+    :func:`sparse_linear`; subclasses say how to pack."""
 
     def apply(self, packed: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         return sparse_linear(packed, x)
@@ -57,6 +51,17 @@ class CSR(Kernel):
 
     def packed_bytes(self, packed: torch.Tensor) -> int:
         return nbytes(packed)
+
+
+@kernels.register("csr")
+class CSR(TorchSparseKernel):
+    description = "torch sparse CSR matmul (MKL on CPU, cuSPARSE on CUDA), int32 indices; any mask"
+    support = Support(dtypes=(torch.float32,), devices=("cpu", "cuda"), limits="torch's CPU sparse CSR kernels have no 16-bit types")
+
+    def pack(self, weight: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        with warnings.catch_warnings():  # "sparse CSR support is in beta"
+            warnings.simplefilter("ignore", UserWarning)
+            return int32_indices((weight * mask.to(weight.dtype)).to_sparse_csr())
 
     def details(self, packed: Any) -> dict[str, Any]:
         return {"nnz": int(packed.values().numel()), "index_dtype": str(packed.col_indices().dtype).removeprefix("torch.")}
