@@ -234,7 +234,6 @@ def results(db, method, model, suite, pattern, task, stale, long_form, latency, 
     """
     from . import results as views
     from .store import Store
-    from .terminal import fit
 
     store = Store(db, create=False)
     runs = store.runs(status="completed", method=method, model=model, suite=suite, pattern=pattern)
@@ -260,28 +259,26 @@ def results(db, method, model, suite, pattern, task, stale, long_form, latency, 
         if task is not None:
             df = df[df["task"] == task]
         if fmt == "csv":
-            click.echo(views.flatten_details(df).to_csv(index=False), nl=False)
-        elif fmt == "json":
-            click.echo(df.to_json(orient="records", date_format="iso", indent=2))
-        else:
-            shown = df.drop(columns=["method_params", "spec_hash", "created_at", "details"])
-            click.echo(shown.to_markdown(index=False, floatfmt=".4g") if fmt == "markdown" else fit(shown))
+            df = views.flatten_details(df)
+        elif fmt != "json":
+            df = df.drop(columns=["method_params", "spec_hash", "created_at", "details"])
+        _echo_frame(df, fmt, floatfmt=".4g")
         return
-    df = views.compact(runs, store.metrics(runs["id"].tolist()))
-    click.echo(df.to_markdown(index=False, floatfmt=".4g") if fmt == "markdown" else fit(df))
+    _echo_frame(views.compact(runs, store.metrics(runs["id"].tolist())), fmt, floatfmt=".4g")
     if (n_stale := len(changed & set(runs["id"]))) and not stale:
         click.echo(f"note: {n_stale} of these runs used a method source that has changed since (see --stale)", err=True)
 
 
-def _echo_frame(df, fmt: str) -> None:  # noqa: ANN001
+def _echo_frame(df, fmt: str, floatfmt: str = "g") -> None:  # noqa: ANN001
+    """One table in the chosen --format: csv, json records, markdown, or a table fit to the terminal."""
     from .terminal import fit
 
     if fmt == "csv":
         click.echo(df.to_csv(index=False), nl=False)
     elif fmt == "json":
-        click.echo(df.to_json(orient="records", indent=2, force_ascii=False))
+        click.echo(df.to_json(orient="records", date_format="iso", indent=2, force_ascii=False))
     else:
-        click.echo(df.to_markdown(index=False) if fmt == "markdown" else fit(df))
+        click.echo(df.to_markdown(index=False, floatfmt=floatfmt) if fmt == "markdown" else fit(df))
 
 
 def _add_extra_commands() -> None:
