@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -19,6 +20,7 @@ from sparsebench.errors import SparsebenchError
 from sparsebench.store import Store
 
 from .pages import Page, index_page, kernels_page, leaderboards, method_pages, model_pages, run_pages
+from .protocols import Protocol, find_protocols, identities
 from .tables import Frames
 
 MARKER = ".sparsebench-site"
@@ -30,6 +32,7 @@ class BuildReport:
     pages: tuple[str, ...]
     runs: int
     timings: int
+    protocols: tuple[str, ...] = ()  # the boards' suite files, relative to out
 
 
 def environment() -> Environment:
@@ -37,11 +40,12 @@ def environment() -> Environment:
                        trim_blocks=True, lstrip_blocks=True)
 
 
-def collect_pages(store: Store) -> tuple[list[Page], Frames]:
+def collect_pages(store: Store, suite_files: Sequence[Path] = ()) -> tuple[list[Page], Frames, list[Protocol]]:
     frames = Frames(store.runs(), store.metrics(), store.timings())
-    boards, methods, models = list(leaderboards(frames)), list(method_pages(frames)), list(model_pages(frames))
+    protocols = find_protocols(identities(frames.runs), suite_files) if not frames.runs.empty else {}
+    boards, methods, models = list(leaderboards(frames, protocols)), list(method_pages(frames)), list(model_pages(frames))
     pages = [index_page(frames, boards, methods, models), *boards, *methods, *models, kernels_page(frames), *run_pages(frames)]
-    return pages, frames
+    return pages, frames, list(protocols.values())
 
 
 def _prepare(out: Path) -> Path:
@@ -51,14 +55,15 @@ def _prepare(out: Path) -> Path:
     return Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.tmp-"))
 
 
-def build_site(store: Store, out: Path, progress: bool = True) -> BuildReport:
-    """Render every page into ``out`` (replaced as a whole once everything rendered)."""
+def build_site(store: Store, out: Path, progress: bool = True, suite_files: Sequence[Path] = ()) -> BuildReport:
+    """Render every page into ``out`` (replaced as a whole once everything rendered), with each
+    board's protocol file (the registered suite's, or the one of ``suite_files`` it ran with)."""
     from tqdm.auto import tqdm
 
     from sparsebench import __version__
 
     out = Path(out)
-    pages, frames = collect_pages(store)
+    pages, frames, protocols = collect_pages(store, suite_files)
     env = environment()
     tmp = _prepare(out)
     try:
@@ -68,6 +73,10 @@ def build_site(store: Store, out: Path, progress: bool = True) -> BuildReport:
             target = tmp / page.path
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(html, encoding="utf-8")
+        for protocol in protocols:
+            target = tmp / protocol.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(protocol.text, encoding="utf-8")
         static = tmp / "static"
         static.mkdir()
         for item in resources.files("sparsebench.site").joinpath("static").iterdir():
@@ -79,4 +88,4 @@ def build_site(store: Store, out: Path, progress: bool = True) -> BuildReport:
         tmp.rename(out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return BuildReport(out, tuple(p.path for p in pages), len(frames.runs), len(frames.timings))
+    return BuildReport(out, tuple(p.path for p in pages), len(frames.runs), len(frames.timings), tuple(p.path for p in protocols))

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pandas as pd
 
+from sparsebench.spec import SuiteIdentity
+
 from .plots import Plot, Point, scatter
+from .protocols import Protocol, identities
 from .significance import ALPHA, delta_vs_dense
 from .tables import (
     BASELINES, Cell, Column, Frames, Provenance, Row, Table, fmt, interval_title, metric_label, missing_baselines, provenance,
@@ -117,7 +120,8 @@ def _speedup_plots(frames: Frames, runs: pd.DataFrame, quality: Callable[[int], 
     return plots
 
 
-def leaderboards(frames: Frames) -> Iterator[Page]:
+def leaderboards(frames: Frames, protocols: Mapping[SuiteIdentity, Protocol] | None = None) -> Iterator[Page]:
+    """One page per suite version (and task subset), with its protocol where ``protocols`` has it."""
     from sparsebench.suites import suites
 
     if frames.runs.empty:
@@ -128,10 +132,13 @@ def leaderboards(frames: Frames) -> Iterator[Page]:
         table = dataclasses.replace(run_table(frames, runs, "leaderboard", "../", placeholders=missing_baselines(runs, suite, version),
                                               marks=True), caption=LEADERBOARD_CAPTION)
         only = f" (only {subset.replace('+', ', ')}: runs with --task)" if subset else ""
+        idents = identities(runs)
+        protocol = (protocols or {}).get(next(iter(idents))) if len(idents) == 1 else None
         yield Page(leaderboard_path(suite, version, subset), "leaderboard.html", dict(
             title=f"{suite} v{version} leaderboard{only}", suite=suite, version=version, subset=subset,
-            description=entry.description if entry and entry.version == version else "",
-            calibration=str(entry.calibration) if entry and entry.version == version else "",
+            description=protocol.description if protocol else "",
+            calibration=protocol.calibration if protocol else "",
+            protocol=protocol, settings=", ".join(sorted(i.settings[:12] for i in idents)),
             registered_version=entry.version if entry else "not registered here",
             results=table, plots=[p for model, g in runs.groupby("model", sort=True) for p in _quality_plots(frames, g, f"{model}: ")],
             n_runs=len(runs), baselines=", ".join(BASELINES),
@@ -285,7 +292,8 @@ def index_page(frames: Frames, boards: list[Page], methods: list[Page], models: 
 
     board_rows = tuple(Row((Cell(p.context["suite"], p.context["suite"], p.path,
                                  f"only {p.context['subset'].replace('+', ', ')}" if p.context["subset"] else ""), Cell(p.context["version"]),
-                            Cell(str(p.context["n_runs"]), sort_key(p.context["n_runs"])), Cell(p.context["description"])))
+                            Cell(str(p.context["n_runs"]), sort_key(p.context["n_runs"])),
+                            Cell(p.context["description"] or "no protocol file published for these settings")))
                        for p in boards)
     method_rows = tuple(Row((Cell(p.context["name"], p.context["name"], p.path, "baseline" if p.context["baseline"] else ""),
                              Cell(p.context["info"]["summary"] or "not registered in this installation"),
@@ -297,7 +305,7 @@ def index_page(frames: Frames, boards: list[Page], methods: list[Page], models: 
                        for p in models)
     return Page("index.html", "index.html", dict(
         title="leaderboards",
-        boards=Table("boards", (Column("suite"), Column("version"), Column("runs", True), Column("protocol")), board_rows),
+        boards=Table("boards", (Column("suite"), Column("version"), Column("runs", True), Column("protocol", wrap=True)), board_rows),
         methods=Table("methods", (Column("method"), Column("summary"), Column("paper"), Column("runs", True)), method_rows),
         models=Table("models", (Column("model"), Column("runs", True)), model_rows),
         n_runs=len(frames.runs), n_timings=len(frames.timings),

@@ -62,6 +62,7 @@ class Column:
     label: str
     numeric: bool = False
     title: str = ""
+    wrap: bool = False  # long prose: wraps instead of widening the table
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,7 @@ def synthetic_run(
     sparsity: float = 0.5,
     suite: str = UNIT_SUITE,
     suite_version: str = "1",
+    suite_settings: str = "synthetic",
     task: tuple[str, str, str, bool] = ("lambada-ppl", "1", "perplexity", False),
     seed: int = 0,
     params: dict | None = None,
@@ -108,7 +109,7 @@ def synthetic_run(
     kernel_names = tuple(k[0] for k in kernels)
     source = method_source or current_method_source(method, params or {}) or "synthetic"
     identity = Identity(method=method, params=params or {}, method_source=source, model=model, model_revision="synthetic",
-                        pattern=pattern, sparsity=sparsity, suite=SuiteIdentity(suite, suite_version, "synthetic"),
+                        pattern=pattern, sparsity=sparsity, suite=SuiteIdentity(suite, suite_version, suite_settings),
                         tasks=(task_name, *(t[0] for t, _ in more)),
                         seed=seed, kernels=kernel_names, hardware=hardware if kernels else None)
     label = f"{hardware} ({threads} threads)"

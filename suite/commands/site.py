@@ -43,14 +43,20 @@ def command() -> None:
 @click.option("--db", default=None, help="Build from this results database (SQLAlchemy URL) instead of the bundles.")
 @click.option("--out", default="site-build", show_default=True, type=click.Path(file_okay=False),
               help="Folder to write the site to (replaced as a whole; must be new, empty or an earlier build).")
+@click.option("--suites", "suites_dir", default=None, type=click.Path(file_okay=False),
+              help="Folder of the suite files (*.toml) the runs used that are not registered suites  [default: BUNDLES/suites]")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
-def build(bundle_dir, db, out, no_progress) -> None:
+def build(bundle_dir, db, out, suites_dir, no_progress) -> None:
     """Render leaderboards (one per suite version), method, model, kernel and run pages.
 
     By default the site shows the published results: every bundle under results/ is validated
     and imported into a fresh index database (a temporary file, rebuilt on each build; nothing
     in the repository is written), and the site is built from it. --db builds from a results
     database instead (e.g. your own runs in sqlite:///results/sparsebench.db).
+
+    Each leaderboard links its protocol, a suite file under OUT/protocols/ that `sparsebench run
+    --suite FILE` runs: the registered suite's, or for a derived identity (NAME+HASH) the file
+    under --suites with those settings (results/suites/ holds the published ones).
 
     The output is plain HTML with inline SVG plots, one CSS file and one small script: open
     OUT/index.html from disk or serve the folder anywhere; nothing is fetched from the network.
@@ -65,12 +71,15 @@ def build(bundle_dir, db, out, no_progress) -> None:
     from sparsebench.site.build import build_site
     from sparsebench.store import Store
 
+    from sparsebench.site.protocols import suite_files
+
+    protocol_files = suite_files(Path(suites_dir if suites_dir is not None else Path(bundle_dir) / "suites"))
     if db is not None:
-        report = build_site(Store(db, create=False), Path(out), progress=not no_progress)
+        report = build_site(Store(db, create=False), Path(out), progress=not no_progress, suite_files=protocol_files)
         source = db
     else:
         with bundle_index(bundle_dir) as (index, files):
-            report = build_site(index, Path(out), progress=not no_progress)
+            report = build_site(index, Path(out), progress=not no_progress, suite_files=protocol_files)
         source = f"{files} bundle(s) under {bundle_dir}/"
     click.echo(f"built {len(report.pages)} pages from {report.runs} runs and {report.timings} timings ({source}) into "
                f"{report.out}/ (open {report.out / 'index.html'})")
