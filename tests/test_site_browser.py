@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+import urllib.parse
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from sparsebench.runner import run
 from sparsebench.site.build import build_site
 from sparsebench.spec import RunSpec
 from sparsebench.store import Store
+from sparsebench.suite_file import read_suite
 from sparsebench.testing import HOSTILE_METHOD, write_synthetic_leaderboard
 
 pytestmark = pytest.mark.slow
@@ -174,9 +176,12 @@ def published_site(tmp_path_factory):
 
     if not PUBLISHED.is_dir() or not any(f.parent.name != "submissions" for f in bundle_files([PUBLISHED])):
         pytest.skip("no published bundles under results/")
+    from sparsebench.site.protocols import suite_files
+
     with bundle_index(str(PUBLISHED)) as (index, _):
         runs, timings = index.runs(), index.timings()
-        report = build_site(index, tmp_path_factory.mktemp("published") / "site", progress=False)
+        report = build_site(index, tmp_path_factory.mktemp("published") / "site", progress=False,
+                            suite_files=suite_files(PUBLISHED / "suites"))
     return report, runs, timings
 
 
@@ -193,6 +198,9 @@ def test_the_published_leaderboards_show_every_published_model_with_intervals(br
         for model in set(g["model"]):
             assert model in body, (page, model)
         assert re.search(r"\d \[\d[\d.]*, \d[\d.]*\]", body), f"{page}: no value [interval] cell"
+        # every published board links the suite file it was run with (results/suites/ holds the derived ones)
+        href = browser.find_element("css selector", "dl.facts a[href$='.toml']").get_attribute("href")
+        assert read_suite(Path(urllib.parse.urlparse(href).path)).identity().name == suite, (page, href)
         ARTIFACTS.mkdir(exist_ok=True)
         browser.save_screenshot(str(ARTIFACTS / f"published-{slug(suite)}.png"))
     timed = runs[runs["id"].isin(timings["run_id"].dropna())]
