@@ -54,9 +54,8 @@ def find_protocols(identities: Iterable[SuiteIdentity], files: Sequence[Path] = 
 
     wanted = set(identities)
     found: dict[SuiteIdentity, Protocol] = {}
-    for ident in sorted(wanted, key=lambda i: (i.name, i.version)):
-        base = ident.name.split("+", 1)[0]
-        suite = suites.get(base) if base in suites else None
+    for ident in wanted:  # a derived name (NAME+HASH6) is never registered
+        suite = suites.get(ident.name) if ident.name in suites else None
         if suite is not None and suite.identity() == ident:
             found[ident] = Protocol(suite, f"registered in sparsebench {__version__}", dump_suite(suite), protocol_path(ident))
     for path in files:
