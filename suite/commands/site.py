@@ -69,9 +69,8 @@ def build(bundle_dir, db, out, suites_dir, no_progress) -> None:
     from pathlib import Path
 
     from sparsebench.site.build import build_site
-    from sparsebench.store import Store
-
     from sparsebench.site.protocols import suite_files
+    from sparsebench.store import Store
 
     protocol_files = suite_files(Path(suites_dir if suites_dir is not None else Path(bundle_dir) / "suites"))
     if db is not None:
