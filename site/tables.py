@@ -86,6 +86,10 @@ class Table:
     caption: str = ""
 
 
+NOT_MEASURED = "not measured"
+REFERENCE_TITLE = "nothing pruned: the dense model every speedup is measured against, timed beside each pruned one"
+
+
 def metric_label(key: MetricKey, higher: bool) -> str:
     task, version, metric = key
     return f"{task} v{version} · {metric} {'↑' if higher else '↓'}"
@@ -111,7 +115,7 @@ def best_speedup(frames: Frames, run_ids: Sequence[int]) -> tuple[float | None, 
     ids = frames.same_pruning(run_ids) if run_ids else []
     t = pruned_model_rows(pd.concat([frames.run_timings(i) for i in ids])) if ids else frames.timings.iloc[:0]
     if t.empty:
-        return None, "not measured", ""
+        return None, NOT_MEASURED, ""
     ok = t[t["status"] == "ok"]
     if ok.empty:
         return None, " / ".join(sorted(set(t["status"]))), ""
@@ -202,6 +206,8 @@ def run_table(frames: Frames, runs: pd.DataFrame, table_id: str, root: str, show
         r = next(by_id.loc[[ids[0]]].itertuples())
         baseline, stale = r.method in BASELINES, any(j in frames.stale for j in ids)
         speed, speed_text, timed_on = best_speedup(frames, ids)
+        if speed is None and not r.sparsity and speed_text == NOT_MEASURED:
+            speed, speed_text, timed_on = 1.0, "1.00× (reference)", REFERENCE_TITLE
         badge = " · ".join(b for b, on in (("baseline", baseline), ("stale", stale)) if on)
         cells = [Cell(r.method, r.method, f"{root}methods/{slug(r.method)}.html", badge, STALE if stale else ""),
                  Cell(r.model, r.model, f"{root}models/{slug(r.model)}.html")]

@@ -375,3 +375,18 @@ def test_a_row_scored_on_other_tasks_shows_the_speedup_timed_for_its_pruning(sto
     assert where == {"1.html": "timed on synthetic-cpu (2 threads), float32", "2.html": where["1.html"], "3.html": ""}
     timed = frames.spec_hash(1)[:8]
     assert speed == {"1.html": "1.37× [1.24, 1.51] (bitmap, prefill)", "2.html": f"1.37× [1.24, 1.51] (bitmap, prefill; timed by {timed})", "3.html": "not measured"}
+
+
+def test_the_dense_row_is_the_speedup_reference_not_an_unmeasured_pruning(store):
+    """SYNTHETIC records: dense (nothing pruned) is what every speedup is measured against, so its
+    row says "1.00× (reference)"; a pruned row nobody timed still says "not measured"."""
+    from sparsebench.site.tables import Frames, run_table
+    from sparsebench.testing import synthetic_run
+
+    acc = ("toy-acc", "1", "accuracy", True)
+    store.write_run(synthetic_run("dense", "tiny-a", 0.7, task=acc, sparsity=0.0))
+    store.write_run(synthetic_run("wanda", "tiny-a", 0.6, task=acc))
+    frames = Frames(store.runs(), store.metrics(), store.timings())
+    speed = {r.cells[0].text: r.cells[-3] for r in run_table(frames, frames.runs, "t", "").rows}
+    assert speed["dense"].text == "1.00× (reference)" and "measured against" in speed["dense"].title
+    assert speed["wanda"].text == "not measured" and speed["wanda"].title == ""
