@@ -5,8 +5,9 @@ The forward passes are the very calls the task makes: ``model.forward`` is wrapp
 duration of ``evaluate`` and the outermost calls are timed, so nothing is run twice and no
 estimate of the "model alone" is needed. What remains is the harness: tokenization, batching
 and padding, lm-eval's request bookkeeping, the log-softmax over the vocabulary and the
-scoring outside the model. Each task runs once first, unmeasured, so data loading and lm-eval's
-task building (cached per process) are not counted.
+scoring outside the model, and building lm-eval's task object (done on every evaluation). Each
+task runs once first, unmeasured, so imports, the first read of the data and the allocator's
+warm-up are not counted.
 
     python benchmarks/bench_harness.py                                   # llama, quick's tasks on small subsets
     python benchmarks/bench_harness.py --model gemma3 --threads 2 --json harness.json
@@ -77,7 +78,7 @@ def measure(model_name: str, suite_name: str, sets: list[str], only: list[str], 
     rows = []
     for name in only or suite.tasks:
         task = suite.make_task(name)
-        task.evaluate(loaded, progress=False)  # warm: data, lm-eval's task objects, allocator
+        task.evaluate(loaded, progress=False)  # warm: imports, the data's first read, the allocator
         with timed_forward(loaded.model) as clock:
             start = time.perf_counter()
             metrics = task.evaluate(loaded, progress=False)

@@ -65,8 +65,10 @@ def _package_rows(task: str, n: int) -> list[dict]:
 @pytest.mark.parametrize("task", TASKS)
 def test_offline_config_gives_the_standard_prompts_and_targets(task, monkeypatch, tmp_path):
     """lm-eval's standard task (hub loading faked to serve these documents) and our offline task
-    build identical requests (context, continuation) and targets for the same documents."""
+    build identical requests (context, continuation) and targets for the same documents; ours
+    skips the few-shot pool, never sampled at 0 shots."""
     import datasets
+    from lm_eval.api.task import ConfigurableTask
 
     rows = _package_rows(task, N_DOCS)
     std_cfg = cfgs.standard_config(task)
@@ -78,14 +80,14 @@ def test_offline_config_gives_the_standard_prompts_and_targets(task, monkeypatch
         return datasets.DatasetDict({s: hub_rows for s in ("train", "validation", "test")})
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
-    standard = cfgs.build_task(std_cfg)
+    standard = ConfigurableTask(config=std_cfg)  # lm-eval's own, few-shot pool and all
     assert served == [(std_cfg["dataset_path"], std_cfg.get("dataset_name"))]
 
     local = tmp_path / "split"
     datasets.Dataset.from_list(rows).save_to_disk(str(local))
     split = "validation"
     offline_cfg = cfgs.offline_config(task, split, local, ZEROSHOT_DATA[task].olmo_fmt)
-    offline = cfgs.build_task(offline_cfg)
+    offline = cfgs.build_task(offline_cfg, num_fewshot=0)
 
     changed = {k for k in set(std_cfg) | set(offline_cfg) if std_cfg.get(k) != offline_cfg.get(k)}
     assert changed <= ALLOWED_DIFF, f"offline config changed {changed - ALLOWED_DIFF}"
@@ -97,6 +99,7 @@ def test_offline_config_gives_the_standard_prompts_and_targets(task, monkeypatch
         assert standard.doc_to_choice(a) == offline.doc_to_choice(b)
         assert standard.doc_to_target(a) == offline.doc_to_target(b)
     assert _requests(standard) == _requests(offline)
+    assert len(standard.sampler.df) == N_DOCS and len(offline.sampler.df) == 0  # at 0 shots no pool is built
     assert {m for m in standard.higher_is_better()} == {m for m in offline.higher_is_better()}
 
 

@@ -106,8 +106,16 @@ def online_config(task: str, split: str) -> dict[str, Any]:
     return cfg
 
 
-def build_task(cfg: dict[str, Any]):
-    """An lm-eval ``ConfigurableTask`` from a config dict (this loads its dataset)."""
+def build_task(cfg: dict[str, Any], num_fewshot: int):
+    """An lm-eval ``ConfigurableTask`` from a config dict (this loads its dataset), to be evaluated
+    with ``num_fewshot`` shots.
+
+    lm-eval builds a task's few-shot pool when it builds the task: the training split, else the
+    evaluated one, every document processed (HellaSwag: 10,042 documents, seconds per
+    evaluation). It samples that pool only for shots > 0, so at 0 shots the pool is left empty;
+    the prompts are the same (tests/test_zeroshot.py)."""
     from lm_eval.api.task import ConfigurableTask
 
+    if num_fewshot == 0:
+        cfg = {**cfg, "fewshot_config": {**(cfg.get("fewshot_config") or {}), "split": None, "samples": []}}
     return ConfigurableTask(config=cfg)

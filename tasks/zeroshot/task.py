@@ -110,12 +110,12 @@ class ZeroShotTask(Task):
             if _hub_disabled():
                 raise DataNotFoundError(f"{err}; the hub is disabled ({'/'.join(_OFFLINE_ENV)})") from None
             try:
-                lm_task = cfgs.build_task(cfgs.online_config(name, split))
+                lm_task = cfgs.build_task(cfgs.online_config(name, split), NUM_FEWSHOT)
             except Exception as exc:  # network, auth, missing dataset: all mean "not from the hub either"
                 raise DataNotFoundError(f"{err}; lm-eval's hub download failed too ({type(exc).__name__}: {str(exc)[:160]})") from None
             source = f"hub via lm-eval: {lm_task.config.dataset_path} {lm_task.config.dataset_name or ''}".rstrip()
             return PreparedTask(lm_task, split, source, "hub (unpinned, lm-eval's config)", config_hash)
-        lm_task = cfgs.build_task(cfgs.offline_config(name, split, found.path, found.fmt))
+        lm_task = cfgs.build_task(cfgs.offline_config(name, split, found.path, found.fmt), NUM_FEWSHOT)
         return PreparedTask(lm_task, split, found.source.describe(), found.revision, config_hash)
 
     def evaluate(self, loaded: LoadedModel, progress: bool = True) -> list[Metric]:
@@ -186,7 +186,7 @@ def _evaluate_only(lm_task: Any, docs: Any, indices: list[int]) -> None:
     cfg = lm_task.config
     split = cfg.test_split if lm_task.has_test_docs() else cfg.validation_split
     lm_task.dataset[split] = docs.select(indices) if hasattr(docs, "select") else [docs[i] for i in indices]
-    cfg.process_docs = None  # applied above; the few-shot split keeps its own (unused at 0 shots)
+    cfg.process_docs = None  # applied above (no few-shot pool at 0 shots: configs.build_task)
 
 
 def _items(samples: list[dict[str, Any]], metric: str, task: str, indices: list[int] | None) -> ItemScores:
