@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from sparsebench.results import speedup_text
+from sparsebench.results import REFERENCE_SPEEDUP, speedup_text
 
 from .frames import Frames, MetricKey
 from .significance import BEST, BEST_TITLE, TIE_TITLE, best_marks, delta_text, delta_vs_dense, run_rows
@@ -206,8 +206,8 @@ def run_table(frames: Frames, runs: pd.DataFrame, table_id: str, root: str, show
         r = next(by_id.loc[[ids[0]]].itertuples())
         baseline, stale = r.method in BASELINES, any(j in frames.stale for j in ids)
         speed, speed_text, timed_on = best_speedup(frames, ids)
-        if speed is None and not r.sparsity and speed_text == NOT_MEASURED:
-            speed, speed_text, timed_on = 1.0, "1.00× (reference)", REFERENCE_TITLE
+        if speed_text == NOT_MEASURED and not r.sparsity:  # nothing pruned: the reference itself
+            speed, speed_text, timed_on = 1.0, REFERENCE_SPEEDUP, REFERENCE_TITLE
         badge = " · ".join(b for b, on in (("baseline", baseline), ("stale", stale)) if on)
         cells = [Cell(r.method, r.method, f"{root}methods/{slug(r.method)}.html", badge, STALE if stale else ""),
                  Cell(r.model, r.model, f"{root}models/{slug(r.model)}.html")]

@@ -166,6 +166,9 @@ def speedup_text(timings: pd.DataFrame, row: Any) -> str:
     return f"{row.speedup:.2f}×" + (f" [{spread[0]:.2f}, {spread[1]:.2f}]" if spread else "")
 
 
+REFERENCE_SPEEDUP = "1.00× (reference)"  # the dense model every speedup is a ratio to
+
+
 def latency(timings: pd.DataFrame) -> pd.DataFrame:
     """One row per end-to-end timing (``Store.timings()`` rows; per-layer rows are left out): the
     run, scope, kernel and status, the median, the speedup with its p10-p90 range, and the
@@ -178,7 +181,7 @@ def latency(timings: pd.DataFrame) -> pd.DataFrame:
         ok = r.status == "ok"
         details = r.details if isinstance(r.details, dict) else {}
         rows.append({"run": r.run_id, "scope": r.scope, "kernel": r.kernel, "status": r.status,
-                     "median_ms": f"{r.median_s * 1e3:.4g}" if ok else "-", "speedup [p10-p90]": ("1.00× (reference)" if r.kernel == "dense" else speedup_text(per_run[r.run_id], r)) if ok else "-",
+                     "median_ms": f"{r.median_s * 1e3:.4g}" if ok else "-", "speedup [p10-p90]": (REFERENCE_SPEEDUP if r.kernel == "dense" else speedup_text(per_run[r.run_id], r)) if ok else "-",
                      "ideal": f"{r.ideal_speedup:.2f}×" if _num(r.ideal_speedup) else "-",
                      "bytes_bound": f"{details['bytes_bound']:.2f}×" if details.get("bytes_bound") else "-",
                      "hardware": r.hardware, "reason": r.reason or ""})
