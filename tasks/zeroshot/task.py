@@ -179,9 +179,10 @@ def _evaluate_only(lm_task: Any, docs: Any, indices: list[int]) -> None:
     lm-eval's own selection (``simple_evaluate(samples=...)``) scans the whole split on every pass
     over it and re-runs ``process_docs`` each time (HellaSwag: 10,042 documents). Measured side by
     side with ``benchmarks/bench_harness.py`` (SmolLM2, 12 HellaSwag documents, 1 thread), the time
-    outside the model's forward passes fell from 16.3% to 11.3%. Here the split lm-eval sees is the subset, already processed,
-    in the same (sorted) order, so the requests and scores are the same; lm-eval's ``doc_id`` is
-    then the position in the subset, mapped back to the split's index by :func:`_items`.
+    outside the model's forward passes fell from 16.3% to 11.3%. Here the split lm-eval sees is
+    the subset, already processed, in the same (sorted) order, so the requests and scores are the
+    same; lm-eval's ``doc_id`` is then the position in the subset, mapped back to the split's
+    index by :func:`_items`.
     """
     cfg = lm_task.config
     split = cfg.test_split if lm_task.has_test_docs() else cfg.validation_split
